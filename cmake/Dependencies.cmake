@@ -1,0 +1,53 @@
+# Finds ratrain's third-party dependencies. Required: HDF5 (C), Boost headers.
+# Optional, each with a fallback: CUDA, CBLAS (naive GEMM otherwise), SentencePiece
+# (the tokenizer then reports that it was built without it), OpenMP.
+
+find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(Boost 1.74 REQUIRED)           # header-only: PropertyTree, JSON parser
+find_package(OpenMP COMPONENTS CXX)
+find_package(Threads REQUIRED)
+
+# --- CUDA -------------------------------------------------------------------
+set(RATRAIN_HAVE_CUDA OFF)
+if(NOT RATRAIN_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(RATRAIN_HAVE_CUDA ON)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90a)      # Hopper (H100/H200)
+    endif()
+  elseif(RATRAIN_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "RATRAIN_CUDA=ON but no CUDA compiler was found")
+  endif()
+endif()
+
+# --- CBLAS ------------------------------------------------------------------
+set(RATRAIN_HAVE_CBLAS OFF)
+find_path(RATRAIN_CBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas)
+find_library(RATRAIN_CBLAS_LIBRARY NAMES openblas cblas blas)
+if(RATRAIN_CBLAS_INCLUDE AND RATRAIN_CBLAS_LIBRARY)
+  set(RATRAIN_HAVE_CBLAS ON)
+endif()
+
+# --- SentencePiece ----------------------------------------------------------
+set(RATRAIN_HAVE_SENTENCEPIECE OFF)
+find_path(RATRAIN_SPM_INCLUDE sentencepiece_processor.h)
+find_library(RATRAIN_SPM_LIBRARY NAMES sentencepiece)
+if(RATRAIN_SPM_INCLUDE AND RATRAIN_SPM_LIBRARY)
+  set(RATRAIN_HAVE_SENTENCEPIECE ON)
+endif()
+
+# --- Test and benchmark frameworks --------------------------------------------
+if(RATRAIN_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(RATRAIN_BUILD_BENCHMARKS)
+  find_package(benchmark QUIET)
+  if(NOT benchmark_FOUND)
+    message(STATUS "Google Benchmark not found: benchmarks are not built")
+    set(RATRAIN_BUILD_BENCHMARKS OFF)
+  endif()
+endif()

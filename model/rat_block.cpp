@@ -1,0 +1,130 @@
+#include "model/rat_block.hpp"
+
+#include "kernels/ops.hpp"
+
+namespace ratrain {
+namespace {
+
+Tensor heads_view(const Tensor& t, const BlockDims& dims) {  // (N, d) -> (B, T, H, dh)
+  return t.view({dims.batch, dims.seq, dims.heads, dims.head_dim});
+}
+Tensor seq_view(const Tensor& t, const BlockDims& dims) {  // (N, d) -> (B, T, d)
+  return t.view({dims.batch, dims.seq, dims.d});
+}
+
+}  // namespace
+
+BlockActivations::BlockActivations(const BlockDims& dims, DType dtype, Device device) {
+  const Shape nd{dims.rows(), dims.d}, nf{dims.rows(), dims.ffn}, n{dims.rows()};
+  for (Tensor* t : {&normed1, &o, &q, &k, &v, &gate, &K, &V, &q_rope, &k_rope, &attn, &gated,
+                    &x_mid, &normed2})
+    *t = Tensor::empty(nd, dtype, device);
+  rstd1 = Tensor::empty(n, dtype, device);
+  rstd2 = Tensor::empty(n, dtype, device);
+  lse = Tensor::empty({dims.batch, dims.heads, dims.seq}, dtype, device);
+  h1 = Tensor::empty(nf, dtype, device);
+  h2 = Tensor::empty(nf, dtype, device);
+}
+
+BlockScratch::BlockScratch(const BlockDims& dims, DType dtype, Device device) {
+  const Shape nd{dims.rows(), dims.d};
+  proj = Tensor::empty({dims.rows(), 5 * dims.d}, dtype, device);
+  dproj = Tensor::empty({dims.rows(), 5 * dims.d}, dtype, device);
+  for (Tensor* t : {&g, &d_gated, &d_attn, &d_o, &dq, &dk, &dv, &dq_rope, &dk_rope, &dV, &dg,
+                    &dnormed, &dx_mid})
+    *t = Tensor::empty(nd, dtype, device);
+  dh1 = Tensor::empty({dims.rows(), dims.ffn}, dtype, device);
+  dh2 = Tensor::empty({dims.rows(), dims.ffn}, dtype, device);
+}
+
+std::string RatBlock::prefix(std::int64_t layer) {
+  return "backbone.layers." + std::to_string(layer) + ".";
+}
+
+void RatBlock::register_params(ParamTable& table, const ModelConfig& c, std::int64_t layer) {
+  const std::string p = prefix(layer);
+  const std::int64_t d = c.d_model;
+  table.add(p + "seq_layer.input_norm.weight", {d}, InitKind::ones);
+  table.add(p + "seq_layer.in_proj.weight", {5 * d, d}, InitKind::normal);
+  table.add(p + "seq_layer.out_proj.weight", {d, d}, InitKind::normal);
+  table.add(p + "hidden_layer.ln.weight", {d}, InitKind::ones);
+  table.add(p + "hidden_layer.fc1.weight", {c.ffn_dim(), d}, InitKind::normal);
+  table.add(p + "hidden_layer.fc2.weight", {d, c.ffn_dim()}, InitKind::normal);
+}
+
+RatBlock::Weights RatBlock::views(const ParamStore& store, const std::string& p, bool grads) {
+  auto get = [&](const std::string& name) { return grads ? store.grad(p + name) : store.value(p + name); };
+  return {get("seq_layer.input_norm.weight"), get("seq_layer.in_proj.weight"),
+          get("seq_layer.out_proj.weight"),   get("hidden_layer.ln.weight"),
+          get("hidden_layer.fc1.weight"),     get("hidden_layer.fc2.weight")};
+}
+
+RatBlock::RatBlock(const ModelConfig& config, std::int64_t layer, const ParamStore& store)
+    : rope_base_(config.rope_base),
+      eps_(config.norm_eps),
+      w_(views(store, prefix(layer), false)),
+      dw_(views(store, prefix(layer), true)) {}
+
+void RatBlock::forward(const BlockDims& dims, const Sparsity& rule, const Tensor& x_in,
+                       Tensor& x_out, BlockActivations& a, BlockScratch& s) const {
+  // Mixer: h = RMSNorm(x); [o, q, k, v, g] = h W_in^T.
+  ops::rmsnorm_forward(x_in, w_.in_norm, eps_, a.normed1, a.rstd1);
+  ops::linear_forward(a.normed1, w_.in_proj, s.proj);
+  Tensor* segments[] = {&a.o, &a.q, &a.k, &a.v, &s.g};
+  ops::split_columns(s.proj, segments, 5);
+
+  // Gated recurrence over keys and values, then RoPE on q and on the recurrent keys.
+  Tensor gate = seq_view(a.gate, dims), K = seq_view(a.K, dims), V = seq_view(a.V, dims);
+  ops::gated_scan_forward(seq_view(s.g, dims), seq_view(a.k, dims), seq_view(a.v, dims), gate, K, V);
+  Tensor q_rope = heads_view(a.q_rope, dims), k_rope = heads_view(a.k_rope, dims);
+  ops::rope_forward(heads_view(a.q, dims), rope_base_, 0, q_rope);
+  ops::rope_forward(heads_view(a.K, dims), rope_base_, 0, k_rope);
+
+  Tensor attn = heads_view(a.attn, dims);
+  ops::attention_forward(q_rope, k_rope, heads_view(a.V, dims), rule, attn, a.lse);
+  ops::output_gate_forward(a.attn, a.o, a.gated);
+  ops::linear_forward(a.gated, w_.out_proj, a.x_mid);
+  ops::add_inplace(a.x_mid, x_in);
+
+  // FFN: x + fc2(GELU(fc1(RMSNorm(x)))).
+  ops::rmsnorm_forward(a.x_mid, w_.ffn_norm, eps_, a.normed2, a.rstd2);
+  ops::linear_forward(a.normed2, w_.fc1, a.h1);
+  ops::gelu_forward(a.h1, a.h2);
+  ops::linear_forward(a.h2, w_.fc2, x_out);
+  ops::add_inplace(x_out, a.x_mid);
+}
+
+void RatBlock::backward(const BlockDims& dims, const Sparsity& rule, const Tensor& x_in,
+                        const BlockActivations& a, const Tensor& dx_out, Tensor& dx_in,
+                        BlockScratch& s) const {
+  // FFN. The residual passes dx_out straight through to dx_mid.
+  ops::linear_backward(a.h2, w_.fc2, dx_out, &s.dh2, dw_.fc2);
+  ops::gelu_backward(a.h1, s.dh2, s.dh1);
+  ops::linear_backward(a.normed2, w_.fc1, s.dh1, &s.dnormed, dw_.fc1);
+  ops::rmsnorm_backward(a.x_mid, w_.ffn_norm, a.rstd2, s.dnormed, s.dx_mid, dw_.ffn_norm);
+  ops::add_inplace(s.dx_mid, dx_out);
+
+  // Mixer, in reverse.
+  ops::linear_backward(a.gated, w_.out_proj, s.dx_mid, &s.d_gated, dw_.out_proj);
+  ops::output_gate_backward(a.attn, a.o, s.d_gated, s.d_attn, s.d_o);
+  Tensor dq_rope = heads_view(s.dq_rope, dims), dk_rope = heads_view(s.dk_rope, dims),
+         dV = heads_view(s.dV, dims);
+  ops::attention_backward(heads_view(a.q_rope, dims), heads_view(a.k_rope, dims),
+                          heads_view(a.V, dims), heads_view(a.attn, dims), a.lse,
+                          heads_view(s.d_attn, dims), rule, dq_rope, dk_rope, dV);
+  Tensor dq = heads_view(s.dq, dims);
+  ops::rope_backward(dq_rope, rope_base_, 0, dq);
+  ops::rope_backward(dk_rope, rope_base_, 0, dk_rope);  // now dL/dK (pre-RoPE), in place
+
+  Tensor dg = seq_view(s.dg, dims), dk = seq_view(s.dk, dims), dv = seq_view(s.dv, dims);
+  ops::gated_scan_backward(seq_view(a.gate, dims), seq_view(a.k, dims), seq_view(a.v, dims),
+                           seq_view(a.K, dims), seq_view(a.V, dims), seq_view(s.dk_rope, dims),
+                           seq_view(s.dV, dims), dg, dk, dv);
+  const Tensor* segments[] = {&s.d_o, &s.dq, &s.dk, &s.dv, &s.dg};
+  ops::concat_columns(segments, 5, s.dproj);
+  ops::linear_backward(a.normed1, w_.in_proj, s.dproj, &s.dnormed, dw_.in_proj);
+  ops::rmsnorm_backward(x_in, w_.in_norm, a.rstd1, s.dnormed, dx_in, dw_.in_norm);
+  ops::add_inplace(dx_in, s.dx_mid);
+}
+
+}  // namespace ratrain

@@ -1,0 +1,76 @@
+// Error reporting for every ratrain library (STYLE.md item 1).
+//
+// One [[noreturn]] reporter formats the failed statement, its location, the rank and
+// the host, and throws ratrain::Error. Library code never calls exit(): the command
+// line front end catches the error, prints it and exits non-zero; under MPI it aborts
+// the job so that no rank waits forever in a collective.
+//
+// Checker macros:
+//   RT_REQUIRE(cond, msg...)   user-facing precondition (bad config, file, shape)
+//   RT_ASSERT(cond)            internal invariant (a bug in ratrain if it fires)
+//   RT_CHECK_HDF5(call)        HDF5 C API calls (negative return is failure)
+// Backend files add their own through RT_DEFINE_CHECKER (CUDA, NCCL, MPI).
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace ratrain {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Rank printed in error messages; set once by the parallel context.
+void set_error_rank(int rank);
+int error_rank();
+
+[[noreturn]] void report_failure(const char* kind, const char* statement, const char* file,
+                                 int line, const std::string& detail);
+
+namespace detail {
+template <typename... Args>
+std::string concat(const Args&... args) {
+  std::ostringstream out;
+  (out << ... << args);
+  return out.str();
+}
+}  // namespace detail
+
+}  // namespace ratrain
+
+#define RT_REQUIRE(cond, ...)                                                          \
+  do {                                                                                 \
+    if (!(cond)) [[unlikely]]                                                          \
+      ::ratrain::report_failure("invalid input", #cond, __FILE__, __LINE__,            \
+                                ::ratrain::detail::concat(__VA_ARGS__));               \
+  } while (0)
+
+#define RT_ASSERT(cond)                                                                \
+  do {                                                                                 \
+    if (!(cond)) [[unlikely]]                                                          \
+      ::ratrain::report_failure("internal error", #cond, __FILE__, __LINE__, "");      \
+  } while (0)
+
+#define RT_FAIL(...)                                                                   \
+  ::ratrain::report_failure("error", "", __FILE__, __LINE__,                           \
+                            ::ratrain::detail::concat(__VA_ARGS__))
+
+// RT_DEFINE_CHECKER(NAME, is_ok(result), describe(result)) defines RT_CHECK_NAME(call).
+#define RT_CHECK_WITH(kind, call, is_ok, describe)                                     \
+  do {                                                                                 \
+    auto rt_result_ = (call);                                                          \
+    if (!(is_ok(rt_result_))) [[unlikely]]                                             \
+      ::ratrain::report_failure(kind, #call, __FILE__, __LINE__, describe(rt_result_)); \
+  } while (0)
+
+namespace ratrain::detail {
+inline bool hdf5_ok(long long status) { return status >= 0; }
+std::string hdf5_describe(long long status);
+}  // namespace ratrain::detail
+
+#define RT_CHECK_HDF5(call)                                                            \
+  RT_CHECK_WITH("HDF5 call failed", static_cast<long long>(call),                      \
+                ::ratrain::detail::hdf5_ok, ::ratrain::detail::hdf5_describe)
