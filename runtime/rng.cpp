@@ -56,7 +56,9 @@ double CounterRng::normal(std::uint64_t index) const {
 std::uint64_t CounterRng::below(std::uint64_t index, std::uint64_t bound) const {
   const auto r = block(index);
   const std::uint64_t x = (static_cast<std::uint64_t>(r[0]) << 32) | r[1];
-  return static_cast<std::uint64_t>((static_cast<unsigned __int128>(x) * bound) >> 64);
+  // Lemire's multiply-shift: the high 64 bits of x * bound (GCC/Clang 128-bit type).
+  __extension__ using u128 = unsigned __int128;
+  return static_cast<std::uint64_t>((static_cast<u128>(x) * bound) >> 64);
 }
 
 }  // namespace ratrain
