@@ -96,7 +96,7 @@ void RatBlock::forward(const BlockDims& dims, const Sparsity& rule, const Tensor
 
 void RatBlock::backward(const BlockDims& dims, const Sparsity& rule, const Tensor& x_in,
                         const BlockActivations& a, const Tensor& dx_out, Tensor& dx_in,
-                        BlockScratch& s) const {
+                        BlockScratch& s) {
   // FFN. The residual passes dx_out straight through to dx_mid.
   ops::linear_backward(a.h2, w_.fc2, dx_out, &s.dh2, dw_.fc2);
   ops::gelu_backward(a.h1, s.dh2, s.dh1);

@@ -59,9 +59,10 @@ class RatBlock {
   void forward(const BlockDims& dims, const Sparsity& rule, const Tensor& x_in, Tensor& x_out,
                BlockActivations& act, BlockScratch& scratch) const;
   // dx_out -> dx_in (N, d), both may alias. Parameter gradients accumulate.
+  // Not const: it accumulates into this layer's parameter gradients.
   void backward(const BlockDims& dims, const Sparsity& rule, const Tensor& x_in,
                 const BlockActivations& act, const Tensor& dx_out, Tensor& dx_in,
-                BlockScratch& scratch) const;
+                BlockScratch& scratch);
 
  private:
   struct Weights {

@@ -44,6 +44,8 @@ RatLM::RatLM(ModelConfig config, DType dtype, Device device, bool recompute)
   for (std::int64_t l = 0; l < config_.num_layers; ++l) blocks_.emplace_back(config_, l, store_);
 }
 
+RatLM::~RatLM() = default;
+
 RatLM::Buffers& RatLM::buffers_for(const Tensor& ids) {
   RT_REQUIRE(ids.rank() == 2 && ids.dtype() == DType::i32, "input_ids must be (B, T) int32, got ",
              shape_str(ids.shape()), " ", dtype_name(ids.dtype()));

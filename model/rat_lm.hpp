@@ -22,6 +22,7 @@ namespace ratrain {
 class RatLM {
  public:
   RatLM(ModelConfig config, DType dtype, Device device = Device::cpu, bool recompute = false);
+  ~RatLM();  // defined where Buffers is complete
 
   static ParamTable make_param_table(const ModelConfig& config);
 

@@ -3,8 +3,7 @@
 // Collectives come in forward/backward pairs (STYLE.md item 6) and return at once for
 // a group of one, so the model is written once for every layout. Multi-rank groups
 // (MPI for host tensors, NCCL for device tensors) arrive with the distributed work;
-// until then a group is always of size one and `make_single_rank_groups` is the only
-// constructor.
+// until then every group is of size one.
 #pragma once
 
 #include "runtime/tensor.hpp"

@@ -29,10 +29,5 @@ void report_failure(const char* kind, const char* statement, const char* file, i
   throw Error(msg.str());
 }
 
-namespace detail {
-std::string hdf5_describe(long long status) {
-  return concat("returned ", status, " (see the HDF5 error stack above)");
-}
-}  // namespace detail
 
 }  // namespace ratrain

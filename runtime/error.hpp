@@ -8,8 +8,8 @@
 // Checker macros:
 //   RT_REQUIRE(cond, msg...)   user-facing precondition (bad config, file, shape)
 //   RT_ASSERT(cond)            internal invariant (a bug in ratrain if it fires)
-//   RT_CHECK_HDF5(call)        HDF5 C API calls (negative return is failure)
-// Backend files add their own through RT_DEFINE_CHECKER (CUDA, NCCL, MPI).
+// Each library that wraps a C API defines its checker on RT_CHECK_WITH next to the
+// wrapper (HDF5 in io/h5.cpp; CUDA, NCCL and MPI with their backends).
 #pragma once
 
 #include <sstream>
@@ -58,19 +58,11 @@ std::string concat(const Args&... args) {
   ::ratrain::report_failure("error", "", __FILE__, __LINE__,                           \
                             ::ratrain::detail::concat(__VA_ARGS__))
 
-// RT_DEFINE_CHECKER(NAME, is_ok(result), describe(result)) defines RT_CHECK_NAME(call).
+// RT_CHECK_WITH(kind, call, is_ok, describe): the checker generator. Fails when
+// is_ok(result) is false, with describe(result) as the detail.
 #define RT_CHECK_WITH(kind, call, is_ok, describe)                                     \
   do {                                                                                 \
     auto rt_result_ = (call);                                                          \
     if (!(is_ok(rt_result_))) [[unlikely]]                                             \
       ::ratrain::report_failure(kind, #call, __FILE__, __LINE__, describe(rt_result_)); \
   } while (0)
-
-namespace ratrain::detail {
-inline bool hdf5_ok(long long status) { return status >= 0; }
-std::string hdf5_describe(long long status);
-}  // namespace ratrain::detail
-
-#define RT_CHECK_HDF5(call)                                                            \
-  RT_CHECK_WITH("HDF5 call failed", static_cast<long long>(call),                      \
-                ::ratrain::detail::hdf5_ok, ::ratrain::detail::hdf5_describe)

@@ -1,0 +1,69 @@
+// The schema of a ratrain run configuration (INI + `section.key=value` overrides) and
+// its translation into typed, validated settings. Every key, its kind, default and
+// meaning is listed once in run_config_schema(); `ratrain train --help-config` prints it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/config.hpp"
+#include "model/adamw.hpp"
+#include "model/lr_schedule.hpp"
+#include "model/model_config.hpp"
+#include "model/trainer.hpp"
+
+namespace ratrain {
+
+struct DataSettings {
+  std::string train_path;      // HDF5 token file or flat uint16 .bin stream
+  std::string val_path;        // same; empty = no validation
+  std::int32_t eos_id = -1;    // -1: from the token file (HDF5); required for .bin
+  std::int64_t bin_vocab_size = 0;  // vocabulary of .bin streams (they carry no header)
+};
+
+struct TrainSettings {
+  Schedule schedule = Schedule::joint;
+  std::int64_t seq_len = 0;
+  std::int64_t batch_size = 0;
+  std::int64_t micro_batch = 0;
+  std::int64_t iters = 0;
+  DType dtype = DType::f32;
+  std::uint64_t seed = 0;
+  double init_std = 0.02;
+  bool recompute = false;
+  std::string weights;  // model.weights: file to start from / evaluate; empty = fresh init
+};
+
+struct EvalSettings {
+  std::int64_t every = 0;    // iterations between validation passes (0 = only at the end)
+  std::int64_t batches = 0;  // validation batches per pass
+  std::vector<AttentionMode> modes;  // modes `ratrain eval` reports
+};
+
+struct ParallelSettings {
+  std::int64_t tp = 1, sp = 1, pp = 1, dp = 1;
+  std::int64_t world() const { return tp * sp * pp * dp; }
+};
+
+struct RunConfig {
+  Config raw;  // the resolved key/value set, for the run directory and checkpoints
+  ModelConfig model;  // vocab_size 0 until resolved from the tokenizer/dataset
+  TrainSettings train;
+  LrSchedule lr;
+  AdamWConfig optim;
+  DataSettings data;
+  EvalSettings eval;
+  ParallelSettings parallel;
+  std::string run_dir;
+  std::int64_t log_every = 1;
+};
+
+const std::vector<ConfigKey>& run_config_schema();
+// Loads, type-checks and validates. `ini_path` may be empty (defaults + overrides).
+RunConfig load_run_config(const std::string& ini_path, const std::vector<std::string>& overrides);
+// Checks that need the vocabulary (set once the data is known): model.validate and
+// the layout divisibility rules. Errors name the config key.
+void validate_run_config(const RunConfig& config);
+
+}  // namespace ratrain

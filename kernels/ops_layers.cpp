@@ -1,0 +1,152 @@
+// Host-side checks and dispatch for the per-token layer ops of ops.hpp: embedding,
+// RMSNorm, linear, column split/concat, output gate, GELU, add. Shapes and dtypes are
+// checked here; the kernels in kernels/cpu assume them.
+#include <string>
+
+#include "kernels/cpu/cpu.hpp"
+#include "kernels/dispatch.hpp"
+#include "kernels/ops.hpp"
+
+namespace ratrain::ops {
+
+using detail::dispatch_float;
+using detail::require_index_tensor;
+using detail::require_rank;
+using detail::require_shapes;
+
+void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out) {
+  require_rank(emb, 2, "embedding_forward: emb");
+  require_rank(ids, 1, "embedding_forward: ids");
+  require_index_tensor(ids, ids.dim(0), emb, "embedding_forward: ids");
+  require_shape(out, {ids.dim(0), emb.dim(1)}, "embedding_forward: out");
+  require_same_type(emb, {&out}, "embedding_forward");
+  dispatch_float(emb, "embedding_forward",
+                 [&](auto t) { cpu::embedding_forward<decltype(t)>(ids, emb, out); });
+}
+
+void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& demb) {
+  require_rank(demb, 2, "embedding_backward: demb");
+  require_rank(ids, 1, "embedding_backward: ids");
+  require_index_tensor(ids, ids.dim(0), demb, "embedding_backward: ids");
+  require_shape(dout, {ids.dim(0), demb.dim(1)}, "embedding_backward: dout");
+  require_same_type(demb, {&dout}, "embedding_backward");
+  dispatch_float(demb, "embedding_backward",
+                 [&](auto t) { cpu::embedding_backward<decltype(t)>(ids, dout, demb); });
+}
+
+void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, Tensor& y, Tensor& rstd) {
+  require_rank(x, 2, "rmsnorm_forward: x");
+  require_shape(w, {x.dim(1)}, "rmsnorm_forward: w");
+  require_shape(y, x.shape(), "rmsnorm_forward: y");
+  require_shape(rstd, {x.dim(0)}, "rmsnorm_forward: rstd");
+  require_same_type(x, {&w, &y, &rstd}, "rmsnorm_forward");
+  RT_REQUIRE(eps >= 0, "rmsnorm_forward: eps must be >= 0, got ", eps);
+  dispatch_float(x, "rmsnorm_forward",
+                 [&](auto t) { cpu::rmsnorm_forward<decltype(t)>(x, w, eps, y, rstd); });
+}
+
+void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
+                      Tensor& dx, Tensor& dw) {
+  require_rank(x, 2, "rmsnorm_backward: x");
+  require_shape(w, {x.dim(1)}, "rmsnorm_backward: w");
+  require_shape(rstd, {x.dim(0)}, "rmsnorm_backward: rstd");
+  require_shape(dy, x.shape(), "rmsnorm_backward: dy");
+  require_shape(dx, x.shape(), "rmsnorm_backward: dx");
+  require_shape(dw, w.shape(), "rmsnorm_backward: dw");
+  require_same_type(x, {&w, &rstd, &dy, &dx, &dw}, "rmsnorm_backward");
+  dispatch_float(x, "rmsnorm_backward",
+                 [&](auto t) { cpu::rmsnorm_backward<decltype(t)>(x, w, rstd, dy, dx, dw); });
+}
+
+void linear_forward(const Tensor& x, const Tensor& w, Tensor& y) {
+  require_rank(x, 2, "linear_forward: x");
+  require_rank(w, 2, "linear_forward: W");
+  require_shape(w, {w.dim(0), x.dim(1)}, "linear_forward: W");
+  require_shape(y, {x.dim(0), w.dim(0)}, "linear_forward: y");
+  require_same_type(x, {&w, &y}, "linear_forward");
+  dispatch_float(x, "linear_forward", [&](auto t) { cpu::linear_forward<decltype(t)>(x, w, y); });
+}
+
+void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw) {
+  require_rank(x, 2, "linear_backward: x");
+  require_rank(w, 2, "linear_backward: W");
+  require_shape(w, {w.dim(0), x.dim(1)}, "linear_backward: W");
+  require_shape(dy, {x.dim(0), w.dim(0)}, "linear_backward: dy");
+  require_shape(dw, w.shape(), "linear_backward: dW");
+  require_same_type(x, {&w, &dy, &dw}, "linear_backward");
+  Tensor* dx_out = dx && dx->defined() ? dx : nullptr;
+  if (dx_out) {
+    require_shape(*dx_out, x.shape(), "linear_backward: dx");
+    require_same_type(x, {dx_out}, "linear_backward");
+  }
+  dispatch_float(x, "linear_backward",
+                 [&](auto t) { cpu::linear_backward<decltype(t)>(x, w, dy, dx_out, dw); });
+}
+
+namespace {
+// Checks x (N, count*C) against parts[s] (N, C) for split_columns / concat_columns.
+void check_columns(const Tensor& x, const Tensor* const* parts, int count, const char* op) {
+  RT_REQUIRE(count >= 1, op, ": needs at least one part, got ", count);
+  require_rank(x, 2, op);
+  RT_REQUIRE(x.dim(1) % count == 0, op, ": ", x.dim(1), " columns do not split into ", count,
+             " equal parts");
+  const Shape part_shape{x.dim(0), x.dim(1) / count};
+  for (int s = 0; s < count; ++s) {
+    const std::string what = std::string(op) + ": part " + std::to_string(s);
+    RT_REQUIRE(parts[s] != nullptr, what, " is null");
+    require_shape(*parts[s], part_shape, what.c_str());
+    require_same_type(x, {parts[s]}, op);
+  }
+}
+}  // namespace
+
+void split_columns(const Tensor& x, Tensor* const* parts, int count) {
+  check_columns(x, parts, count, "split_columns");
+  dispatch_float(x, "split_columns",
+                 [&](auto t) { cpu::split_columns<decltype(t)>(x, parts, count); });
+}
+
+void concat_columns(const Tensor* const* parts, int count, Tensor& x) {
+  check_columns(x, parts, count, "concat_columns");
+  dispatch_float(x, "concat_columns",
+                 [&](auto t) { cpu::concat_columns<decltype(t)>(parts, count, x); });
+}
+
+void output_gate_forward(const Tensor& attn, const Tensor& o, Tensor& y) {
+  require_shape(o, attn.shape(), "output_gate_forward: o");
+  require_shape(y, attn.shape(), "output_gate_forward: y");
+  require_same_type(attn, {&o, &y}, "output_gate_forward");
+  dispatch_float(attn, "output_gate_forward",
+                 [&](auto t) { cpu::output_gate_forward<decltype(t)>(attn, o, y); });
+}
+
+void output_gate_backward(const Tensor& attn, const Tensor& o, const Tensor& dy, Tensor& dattn,
+                          Tensor& d_o) {
+  require_shapes(attn.shape(), {{&o, "o"}, {&dy, "dy"}, {&dattn, "dattn"}, {&d_o, "d_o"}},
+                 "output_gate_backward");
+  require_same_type(attn, {&o, &dy, &dattn, &d_o}, "output_gate_backward");
+  dispatch_float(attn, "output_gate_backward", [&](auto t) {
+    cpu::output_gate_backward<decltype(t)>(attn, o, dy, dattn, d_o);
+  });
+}
+
+void gelu_forward(const Tensor& x, Tensor& y) {
+  require_shape(y, x.shape(), "gelu_forward: y");
+  require_same_type(x, {&y}, "gelu_forward");
+  dispatch_float(x, "gelu_forward", [&](auto t) { cpu::gelu_forward<decltype(t)>(x, y); });
+}
+
+void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+  require_shape(dy, x.shape(), "gelu_backward: dy");
+  require_shape(dx, x.shape(), "gelu_backward: dx");
+  require_same_type(x, {&dy, &dx}, "gelu_backward");
+  dispatch_float(x, "gelu_backward", [&](auto t) { cpu::gelu_backward<decltype(t)>(x, dy, dx); });
+}
+
+void add_inplace(Tensor& acc, const Tensor& x) {
+  require_shape(x, acc.shape(), "add_inplace: x");
+  require_same_type(acc, {&x}, "add_inplace");
+  dispatch_float(acc, "add_inplace", [&](auto t) { cpu::add_inplace<decltype(t)>(acc, x); });
+}
+
+}  // namespace ratrain::ops

@@ -1,0 +1,29 @@
+#include "launch/evaluation.hpp"
+
+#include <algorithm>
+
+#include "io/batch.hpp"
+#include "io/sampler.hpp"
+
+namespace ratrain {
+
+double validation_loss(RatLM& model, const TokenDataset& data, const EvalShape& shape,
+                       AttentionMode mode) {
+  const std::int64_t samples = num_samples(data, shape.seq_len);
+  const std::int64_t batches = std::min(shape.batches, samples / shape.batch_size);
+  RT_REQUIRE(batches > 0, "validation file '", data.path(), "' holds ", samples,
+             " samples of ", shape.seq_len, " tokens, fewer than one batch of ", shape.batch_size);
+  const SampleOrder in_order(samples, 0, /*shuffle=*/false);
+  double loss_sum = 0;
+  std::int64_t valid = 0;
+  for (std::int64_t b = 0; b < batches; ++b) {
+    const Batch batch = make_batch(data, in_order, b * shape.batch_size, shape.batch_size,
+                                   shape.seq_len, shape.eos_id);
+    const auto r = model.forward(batch.ids, batch.labels, mode);
+    loss_sum += r.loss_sum;
+    valid += r.valid;
+  }
+  return loss_sum / static_cast<double>(std::max<std::int64_t>(valid, 1));
+}
+
+}  // namespace ratrain

@@ -1,0 +1,162 @@
+// `ratrain train [config.ini] [section.key=value ...]`: trains under the configured
+// schedule, printing a progress line every run.log_every iterations and appending one
+// JSON line per iteration (and per validation pass) to <run.dir>/metrics.jsonl; writes
+// the resolved config to <run.dir>/config.ini and the weights to <run.dir>/model.h5.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "io/batch.hpp"
+#include "io/metrics.hpp"
+#include "io/model_file.hpp"
+#include "io/sampler.hpp"
+#include "launch/command_line.hpp"
+#include "launch/commands.hpp"
+#include "launch/evaluation.hpp"
+#include "launch/run_setup.hpp"
+#include "model/flops.hpp"
+#include "parallel/parallel_context.hpp"
+#include "runtime/allocator.hpp"
+#include "runtime/log.hpp"
+
+namespace ratrain {
+namespace {
+
+const std::vector<FlagSpec> kTrainFlags = {
+    {"help-config", false, "list every config key with its default and meaning"}};
+
+void print_config_help() {
+  std::printf("%-22s %-9s %-14s %s\n", "key", "kind", "default", "meaning");
+  for (const ConfigKey& k : run_config_schema())
+    std::printf("%-22s %-9s %-14s %s\n", k.name.c_str(), std::string(value_kind_name(k.kind)).c_str(),
+                k.default_value.empty() ? "\"\"" : k.default_value.c_str(), k.help.c_str());
+}
+
+std::string duration(double seconds) {
+  const auto s = static_cast<long>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  else std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  return buf;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  RT_REQUIRE(out.good(), "cannot write '", path, "'");
+}
+
+class ValidationPass {
+ public:
+  ValidationPass(const RunConfig& c, const RunData& d)
+      : data_(d.val ? &*d.val : nullptr),
+        shape_{c.eval.batches, c.train.batch_size, c.train.seq_len, d.eos_id},
+        modes_(schedule_modes(c.train.schedule)) {}
+  bool enabled() const { return data_ != nullptr; }
+
+  void run(RatLM& model, std::int64_t iter, MetricsWriter& metrics) const {
+    JsonLine line;
+    line.add("event", "val").add("iter", iter);
+    std::string progress = "validation";
+    for (AttentionMode mode : modes_) {
+      const double loss = validation_loss(model, *data_, shape_, mode);
+      line.add("val_loss_" + attention_mode_name(mode), loss);
+      progress += detail::concat("  ", attention_mode_name(mode), " ", loss);
+    }
+    metrics.write(line);
+    log_info(progress, "  (iter ", iter, ")");
+  }
+
+ private:
+  const TokenDataset* data_;
+  EvalShape shape_;
+  std::vector<AttentionMode> modes_;
+};
+
+}  // namespace
+
+int train_command(const std::vector<std::string>& args) {
+  const CommandLine cl = CommandLine::parse("train", args, kTrainFlags);
+  if (cl.has("help-config")) {
+    print_config_help();
+    return 0;
+  }
+  RT_REQUIRE(cl.positional.size() <= 1, "ratrain train takes at most one config file, got ",
+             cl.positional.size(), " positional arguments");
+  RunConfig config = load_run_config(cl.positional.empty() ? "" : cl.positional[0], cl.overrides);
+  const RunData data = open_run_data(config, /*need_train=*/true);
+  const ParallelContext ctx = ParallelContext::single_process();
+
+  make_run_dir(config.run_dir);
+  write_text(config.run_dir + "/config.ini", config.raw.to_ini());
+  MetricsWriter metrics(config.run_dir + "/metrics.jsonl");
+
+  std::unique_ptr<RatLM> model = build_model(config);
+  AdamW optimizer(model->params(), config.optim, ctx);
+  Trainer trainer(*model, optimizer, config.lr, config.train.schedule, config.train.micro_batch);
+  const ValidationPass validation(config, data);
+
+  const TokenDataset& train = *data.train;
+  const std::int64_t samples = num_samples(train, config.train.seq_len);
+  const SampleOrder order(samples, config.train.seed, /*shuffle=*/true);
+  const auto modes = schedule_modes(config.train.schedule);
+  double flops_per_token = 0;
+  for (AttentionMode mode : modes)
+    flops_per_token += training_flops_per_token(config.model, config.train.seq_len, mode);
+  const std::int64_t tokens_per_iter = config.train.batch_size * config.train.seq_len;
+
+  log_info("training ", config.model.num_parameters(), " parameters, schedule ",
+           schedule_name(config.train.schedule), ", ", config.train.iters, " iterations of ",
+           config.train.batch_size, " x ", config.train.seq_len, " tokens (",
+           samples, " samples per epoch); run folder ", config.run_dir);
+
+  const auto start = std::chrono::steady_clock::now();
+  for (std::int64_t it = 0; it < config.train.iters; ++it) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Batch batch = make_batch(train, order, it * config.train.batch_size,
+                                   config.train.batch_size, config.train.seq_len, data.eos_id);
+    const IterationResult r = trainer.step(batch.ids, batch.labels);
+    const auto t1 = std::chrono::steady_clock::now();
+    const double step_s = std::chrono::duration<double>(t1 - t0).count();
+    const double elapsed = std::chrono::duration<double>(t1 - start).count();
+
+    JsonLine line;
+    line.add("event", "train").add("iter", it).add("lr", r.lr);
+    for (const ModeStepResult& s : r.steps) {
+      line.add("loss_" + attention_mode_name(s.mode), s.loss);
+      line.add("grad_norm_" + attention_mode_name(s.mode), s.grad_norm);
+    }
+    line.add("tokens", (it + 1) * tokens_per_iter)
+        .add("tokens_per_s", static_cast<double>(tokens_per_iter) / step_s)
+        .add("model_flops_per_s", flops_per_token * static_cast<double>(tokens_per_iter) / step_s)
+        .add("step_s", step_s)
+        .add("compute_s", step_s)
+        .add("comm_s", 0.0)
+        .add("peak_bytes", memory_stats(Device::cpu).peak_bytes)
+        .add("elapsed_s", elapsed);
+    metrics.write(line);
+
+    if (it % config.log_every == 0 || it + 1 == config.train.iters) {
+      std::string losses;
+      for (const ModeStepResult& s : r.steps)
+        losses += detail::concat("  loss(", attention_mode_name(s.mode), ") ", s.loss);
+      char rate[96];
+      std::snprintf(rate, sizeof rate, "  gnorm %.3f  %.0f tok/s  eta %s", r.steps.back().grad_norm,
+                    static_cast<double>(tokens_per_iter) / step_s,
+                    duration(elapsed / static_cast<double>(it + 1) *
+                             static_cast<double>(config.train.iters - it - 1)).c_str());
+      log_info("iter ", it + 1, "/", config.train.iters, "  lr ", r.lr, losses, rate);
+    }
+    if (validation.enabled() && config.eval.every > 0 && (it + 1) % config.eval.every == 0 &&
+        it + 1 != config.train.iters)
+      validation.run(*model, it + 1, metrics);
+  }
+  if (validation.enabled()) validation.run(*model, config.train.iters, metrics);
+
+  const std::string model_path = config.run_dir + "/model.h5";
+  save_model_file(model_path, config.model, model->params());
+  log_info("done: weights in ", model_path, ", metrics in ", metrics.path());
+  return 0;
+}
+
+}  // namespace ratrain

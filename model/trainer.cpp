@@ -1,0 +1,71 @@
+#include "model/trainer.hpp"
+
+#include <algorithm>
+
+namespace ratrain {
+
+Schedule parse_schedule(const std::string& name) {
+  if (name == "joint") return Schedule::joint;
+  if (name == "dense") return Schedule::dense;
+  if (name == "sparse") return Schedule::sparse;
+  RT_FAIL("unknown training schedule '", name, "'; valid: joint, dense, sparse");
+}
+
+std::string schedule_name(Schedule schedule) {
+  switch (schedule) {
+    case Schedule::joint: return "joint";
+    case Schedule::dense: return "dense";
+    case Schedule::sparse: return "sparse";
+  }
+  return "?";
+}
+
+std::vector<AttentionMode> schedule_modes(Schedule schedule) {
+  switch (schedule) {
+    case Schedule::joint: return {AttentionMode::sparse, AttentionMode::dense};
+    case Schedule::dense: return {AttentionMode::dense};
+    case Schedule::sparse: return {AttentionMode::sparse};
+  }
+  return {};
+}
+
+Trainer::Trainer(RatLM& model, AdamW& optimizer, LrSchedule lr, Schedule schedule,
+                 std::int64_t micro_batch)
+    : model_(model), optimizer_(optimizer), lr_(lr), schedule_(schedule), micro_batch_(micro_batch) {
+  lr_.validate();
+  RT_REQUIRE(micro_batch >= 0, "train.micro_batch must be >= 0 (got ", micro_batch, ")");
+}
+
+ModeStepResult Trainer::optimizer_step(const Tensor& ids, const Tensor& labels,
+                                       AttentionMode mode, double lr) {
+  const std::int64_t rows = ids.dim(0);
+  const std::int64_t chunk = micro_batch_ > 0 ? std::min(micro_batch_, rows) : rows;
+  RT_REQUIRE(rows % chunk == 0, "the batch size (", rows, ") must be divisible by "
+             "train.micro_batch (", chunk, ")");
+  ModeStepResult result;
+  result.mode = mode;
+  result.valid = ops::count_valid_labels(labels);
+  RT_REQUIRE(result.valid > 0, "a batch has no valid labels (all -100)");
+  const double grad_scale = 1.0 / static_cast<double>(result.valid);
+
+  model_.params().zero_grads();
+  double loss_sum = 0;
+  for (std::int64_t r = 0; r < rows; r += chunk)
+    loss_sum += model_.forward_backward(ids.rows(r, r + chunk), labels.rows(r, r + chunk), mode,
+                                        grad_scale).loss_sum;
+  result.loss = loss_sum * grad_scale;
+  result.grad_norm = optimizer_.step(lr);
+  return result;
+}
+
+IterationResult Trainer::step(const Tensor& ids, const Tensor& labels) {
+  IterationResult out;
+  out.iter = iter_;
+  out.lr = lr_.at(iter_);
+  for (AttentionMode mode : schedule_modes(schedule_))
+    out.steps.push_back(optimizer_step(ids, labels, mode, out.lr));
+  ++iter_;
+  return out;
+}
+
+}  // namespace ratrain
