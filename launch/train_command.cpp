@@ -32,6 +32,13 @@ void print_config_help() {
                 k.default_value.empty() ? "\"\"" : k.default_value.c_str(), k.help.c_str());
 }
 
+template <typename... Args>
+std::string format(const char* fmt, Args... args) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, fmt, args...);
+  return buf;
+}
+
 std::string duration(double seconds) {
   const auto s = static_cast<long>(seconds + 0.5);
   char buf[32];
@@ -61,7 +68,7 @@ class ValidationPass {
     for (AttentionMode mode : modes_) {
       const double loss = validation_loss(model, *data_, shape_, mode);
       line.add("val_loss_" + attention_mode_name(mode), loss);
-      progress += detail::concat("  ", attention_mode_name(mode), " ", loss);
+      progress += format("  %s %.4f", attention_mode_name(mode).c_str(), loss);
     }
     metrics.write(line);
     log_info(progress, "  (iter ", iter, ")");
@@ -139,13 +146,14 @@ int train_command(const std::vector<std::string>& args) {
     if (it % config.log_every == 0 || it + 1 == config.train.iters) {
       std::string losses;
       for (const ModeStepResult& s : r.steps)
-        losses += detail::concat("  loss(", attention_mode_name(s.mode), ") ", s.loss);
-      char rate[96];
-      std::snprintf(rate, sizeof rate, "  gnorm %.3f  %.0f tok/s  eta %s", r.steps.back().grad_norm,
-                    static_cast<double>(tokens_per_iter) / step_s,
-                    duration(elapsed / static_cast<double>(it + 1) *
-                             static_cast<double>(config.train.iters - it - 1)).c_str());
-      log_info("iter ", it + 1, "/", config.train.iters, "  lr ", r.lr, losses, rate);
+        losses += format("  loss(%s) %.4f", attention_mode_name(s.mode).c_str(), s.loss);
+      const double eta = elapsed / static_cast<double>(it + 1) *
+                         static_cast<double>(config.train.iters - it - 1);
+      log_info(format("iter %lld/%lld  lr %.2e", static_cast<long long>(it + 1),
+                      static_cast<long long>(config.train.iters), r.lr),
+               losses,
+               format("  gnorm %.3f  %.0f tok/s  eta %s", r.steps.back().grad_norm,
+                      static_cast<double>(tokens_per_iter) / step_s, duration(eta).c_str()));
     }
     if (validation.enabled() && config.eval.every > 0 && (it + 1) % config.eval.every == 0 &&
         it + 1 != config.train.iters)
