@@ -117,6 +117,8 @@ int train_command(const std::vector<std::string>& args) {
            config.train.batch_size, " x ", config.train.seq_len, " tokens (",
            samples, " samples per epoch); run folder ", config.run_dir);
 
+  // A pass before the first step anchors the validation curve at the initial loss.
+  if (validation.enabled() && config.eval.every > 0) validation.run(*model, 0, metrics);
   const auto start = std::chrono::steady_clock::now();
   for (std::int64_t it = 0; it < config.train.iters; ++it) {
     const auto t0 = std::chrono::steady_clock::now();

@@ -35,11 +35,12 @@ def plot(run, pretrain, adapts, out_path):
             ax.plot([r["iter"] for r in val], [r[vkey] for r in val], "o-", color=color,
                     lw=2, label="validation, %s" % mode)
     last = train[-1]["iter"] + 1 if train else 0
-    for name, rows in sorted(adapts.items()):
+    for (name, rows), color in zip(sorted(adapts.items()), ("tab:green", "tab:purple")):
         rows_t = [r for r in rows if r["event"] == "train"]
         if rows_t:
             ax.plot([last + r["iter"] + 1 for r in rows_t], [r["loss_sparse"] for r in rows_t],
-                    lw=1.5, label="adaptation to %s (train)" % name.replace("adapt_", "").upper())
+                    lw=1.2, color=color,
+                    label="adaptation to %s (train)" % name.replace("adapt_", "").upper())
     ax.set_xlabel("iteration (batches of 8 x 256 byte tokens)")
     ax.set_ylabel("cross-entropy (nats per byte)")
     ax.set_title("RAT+ demo: joint pretraining (sparse D=16 + dense), then adaptation")

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "runtime/error.hpp"
+#include "tests/unit/error_test_util.hpp"
 
 namespace ratrain::test {
 
@@ -35,17 +36,6 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-// The message of the ratrain::Error that `fn` throws; a test failure if it throws none.
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ratrain::Error";
-  return "";
-}
 
 // Expects `message` to contain every one of `parts`.
 inline void expect_contains(const std::string& message, std::initializer_list<std::string> parts) {

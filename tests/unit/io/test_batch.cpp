@@ -7,7 +7,7 @@
 namespace ratrain {
 namespace {
 
-using test::error_of;
+using ::ratrain::error_of;
 using test::expect_contains;
 using test::TempDir;
 

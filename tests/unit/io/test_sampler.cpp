@@ -11,7 +11,7 @@
 namespace ratrain {
 namespace {
 
-using test::error_of;
+using ::ratrain::error_of;
 using test::expect_contains;
 
 std::vector<std::int64_t> epoch_order(const SampleOrder& order, std::int64_t epoch) {

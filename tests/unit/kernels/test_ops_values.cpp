@@ -8,6 +8,7 @@
 
 #include "kernel_test_util.hpp"
 #include "kernels/ops.hpp"
+#include "tests/unit/error_test_util.hpp"
 
 namespace ratrain {
 namespace {
@@ -20,17 +21,6 @@ Tensor values(const Shape& shape, std::initializer_list<double> list) {
   return t;
 }
 
-// Runs `fn`, requires a ratrain::Error and returns its message.
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ratrain::Error";
-  return {};
-}
 
 TEST(OpValues, RmsNormOfKnownVector) {
   const Tensor x = values({1, 4}, {1, 2, 3, 4}), w = values({4}, {1, 1, 2, 0.5});
