@@ -1,0 +1,57 @@
+// The shipped configs (configs/*.ini) load, validate and describe the sizes of
+// RATPLUS.md "Sizes"; a layout that needs more ranks than one process is refused.
+#include <gtest/gtest.h>
+
+#include "io/run_config.hpp"
+#include "tests/unit/error_test_util.hpp"
+
+namespace ratrain {
+namespace {
+
+std::string config_path(const std::string& name) {
+  return std::string(RATRAIN_SOURCE_DIR) + "/configs/" + name + ".ini";
+}
+
+TEST(RunConfigs, PaperSizesMatchRatplusTable) {
+  const struct {
+    const char* name;
+    double params;
+    std::int64_t batch;
+    double lr;
+  } sizes[] = {{"1.5b", 1.47e9, 512, 8e-4}, {"2.6b", 2.65e9, 640, 7e-4}, {"7.6b", 7.65e9, 768, 6e-4}};
+  for (const auto& s : sizes) {
+    const RunConfig c = load_run_config(config_path(s.name), {});
+    validate_run_config(c);
+    EXPECT_NEAR(static_cast<double>(c.model.num_parameters()), s.params, 0.01e9) << s.name;
+    EXPECT_EQ(c.model.head_dim(), 128) << s.name;
+    EXPECT_EQ(c.train.seq_len, 4096) << s.name;
+    EXPECT_EQ(c.train.batch_size, s.batch) << s.name;
+    EXPECT_DOUBLE_EQ(c.lr.base_lr, s.lr) << s.name;
+    EXPECT_EQ(c.model.sparse_rules.front(), (Sparsity{64, 0, 0})) << s.name;
+    EXPECT_EQ(c.train.schedule, Schedule::joint) << s.name;
+  }
+}
+
+TEST(RunConfigs, TinyDemoConfigTakesTheVocabularyFromTheData) {
+  RunConfig c = load_run_config(config_path("tiny"), {"model.num_layers=2"});
+  EXPECT_EQ(c.model.vocab_size, 0);
+  EXPECT_EQ(c.model.num_layers, 2);  // the override wins over the file
+  c.model.vocab_size = 259;
+  validate_run_config(c);
+  EXPECT_EQ(c.lr.warmup_iters, 20);  // ceil(0.05 * 400)
+}
+
+TEST(RunConfigs, PerLayerRulesNeedOneValueOrOnePerLayer) {
+  const std::string message = error_of(
+      [] { load_run_config("", {"model.num_layers=3", "model.dilation=1,8"}); });
+  EXPECT_NE(message.find("dilation lists 2 values"), std::string::npos) << message;
+}
+
+TEST(RunConfigs, MultiRankLayoutsAreRefusedInOneProcess) {
+  RunConfig c = load_run_config("", {"model.vocab_size=259", "parallel.tp=2"});
+  const std::string message = error_of([&] { validate_run_config(c); });
+  EXPECT_NE(message.find("tp*sp*pp*dp = 2"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace ratrain
