@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "runtime/device_memory.hpp"
 #include "runtime/error.hpp"
 
 namespace ratrain {
@@ -31,8 +32,16 @@ constexpr std::size_t kAlignment = 64;  // one cache line; also what AVX-512 loa
 }  // namespace
 
 std::shared_ptr<std::byte> allocate_storage(std::size_t bytes, Device device) {
-  RT_REQUIRE(device == Device::cpu, "this build has no ", device_name(device),
-             " backend; rebuild with the cuda preset");
+  if (device == Device::cuda) {
+    std::shared_ptr<std::byte> block = allocate_device_storage(bytes);
+    const auto size = static_cast<std::int64_t>(bytes);
+    counters(device).add(size);
+    // Keeps the cache's block alive and counts its release.
+    return std::shared_ptr<std::byte>(block.get(), [block, size](std::byte*) mutable {
+      block.reset();
+      counters(Device::cuda).in_use.fetch_sub(size);
+    });
+  }
   const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   void* ptr = rounded ? std::aligned_alloc(kAlignment, rounded) : nullptr;
   RT_REQUIRE(ptr || rounded == 0, "out of host memory allocating ", bytes, " bytes");

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "runtime/allocator.hpp"
+#include "runtime/device_memory.hpp"
 
 namespace ratrain {
 
@@ -64,11 +65,7 @@ Tensor Tensor::flat_view(std::int64_t offset, Shape shape) const {
   return t;
 }
 
-void Tensor::zero() {
-  RT_REQUIRE(device_ == Device::cpu, "Tensor::zero on ", device_name(device_),
-             " needs the device backend");
-  if (nbytes()) std::memset(data_, 0, nbytes());
-}
+void Tensor::zero() { zero_bytes(data_, device_, nbytes()); }
 
 namespace {
 template <typename Dst, typename Src>
@@ -97,10 +94,17 @@ void visit_dtype(DType t, Fn&& fn) {
 void Tensor::copy_from(const Tensor& src) {
   RT_REQUIRE(src.shape_ == shape_, "copy of shape ", shape_str(src.shape_), " into ",
              shape_str(shape_));
-  RT_REQUIRE(device_ == Device::cpu && src.device_ == Device::cpu,
-             "Tensor::copy_from handles host tensors only");
   if (src.dtype_ == dtype_) {
-    if (nbytes()) std::memmove(data_, src.data_, nbytes());
+    copy_bytes(data_, device_, src.data_, src.device_, nbytes());
+    return;
+  }
+  if (device_ != Device::cpu || src.device_ != Device::cpu) {
+    // Converting copies involving the GPU stage through host memory: they serve
+    // loading and testing, never the training step.
+    const Tensor host_src = src.device_ == Device::cpu ? src : src.to(Device::cpu);
+    Tensor converted = empty(shape_, dtype_, Device::cpu);
+    converted.copy_from(host_src);
+    copy_from(converted);
     return;
   }
   visit_dtype(dtype_, [&](auto dst_tag) {
@@ -114,6 +118,12 @@ void Tensor::copy_from(const Tensor& src) {
 
 Tensor Tensor::to(DType dtype) const {
   Tensor out = empty(shape_, dtype, Device::cpu);
+  out.copy_from(*this);
+  return out;
+}
+
+Tensor Tensor::to(Device device) const {
+  Tensor out = empty(shape_, dtype_, device);
   out.copy_from(*this);
   return out;
 }

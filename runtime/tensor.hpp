@@ -55,10 +55,12 @@ class Tensor {
   Tensor flat_view(std::int64_t offset, Shape shape) const;
 
   void zero();
-  // Copies `src` (same shape; any float dtype, converting) into this tensor.
+  // Copies `src` (same shape; any float dtype, converting; any devices) into this tensor.
   void copy_from(const Tensor& src);
-  // A new CPU tensor holding this one converted to `dtype`.
+  // A new CPU tensor holding this one converted to `dtype` (from any device).
   Tensor to(DType dtype) const;
+  // A copy of this tensor, same dtype, on `device`.
+  Tensor to(Device device) const;
   // Element i as double, for tests and diagnostics (host tensors only).
   double item(std::int64_t i = 0) const;
 

@@ -4,8 +4,10 @@
 
 #include <cmath>
 
+#include "runtime/device_memory.hpp"
 #include "runtime/rng.hpp"
 #include "runtime/tensor.hpp"
+#include "tests/unit/error_test_util.hpp"
 
 namespace ratrain {
 namespace {
@@ -65,6 +67,19 @@ TEST(Error, NamesTheRankAndTheDetail) {
     EXPECT_NE(std::string(e.what()).find("rank 3"), std::string::npos);
   }
   set_error_rank(0);
+}
+
+}  // namespace
+}  // namespace ratrain
+
+namespace ratrain {
+namespace {
+
+TEST(DeviceMemoryWithoutCuda, AllocationFailsWithAClearMessage) {
+  if (cuda_available()) GTEST_SKIP() << "a GPU is present; tests/gpu covers device memory";
+  const std::string message =
+      error_of([] { Tensor::empty({16}, DType::f32, Device::cuda); });
+  EXPECT_NE(message.find("no CUDA backend"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -1,0 +1,67 @@
+// Device tensors: host <-> device copies (same dtype and converting), zeroing, the
+// caching allocator's reuse and its out-of-memory message. Skipped without a GPU.
+#include <gtest/gtest.h>
+
+#include "runtime/allocator.hpp"
+#include "runtime/device_memory.hpp"
+#include "runtime/tensor.hpp"
+#include "tests/unit/error_test_util.hpp"
+
+namespace ratrain {
+namespace {
+
+class DeviceMemory : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  }
+};
+
+Tensor host_ramp(std::int64_t n) {
+  Tensor t = Tensor::empty({n}, DType::f32);
+  for (std::int64_t i = 0; i < n; ++i) t.data<float>()[i] = 0.25f * static_cast<float>(i) - 3.0f;
+  return t;
+}
+
+TEST_F(DeviceMemory, RoundTripKeepsEveryBit) {
+  const Tensor host = host_ramp(1000);
+  const Tensor back = host.to(Device::cuda).to(Device::cpu);
+  for (std::int64_t i = 0; i < host.numel(); ++i) EXPECT_EQ(back.item(i), host.item(i));
+}
+
+TEST_F(DeviceMemory, ConvertingCopiesRoundToBf16) {
+  const Tensor host = host_ramp(64);
+  Tensor device = Tensor::empty({64}, DType::bf16, Device::cuda);
+  device.copy_from(host);
+  const Tensor back = device.to(DType::f32);
+  // Every value of the ramp (multiples of 1/4 below 16) is exact in bf16.
+  for (std::int64_t i = 0; i < 64; ++i) EXPECT_EQ(back.item(i), host.item(i));
+}
+
+TEST_F(DeviceMemory, ZeroClearsDeviceTensors) {
+  Tensor device = host_ramp(300).to(Device::cuda);
+  device.zero();
+  const Tensor back = device.to(Device::cpu);
+  for (std::int64_t i = 0; i < 300; ++i) EXPECT_EQ(back.item(i), 0.0);
+}
+
+TEST_F(DeviceMemory, FreedBlocksAreReusedWithoutTheDriver) {
+  { Tensor warm = Tensor::empty({1 << 20}, DType::f32, Device::cuda); }
+  const std::int64_t before = device_cache_stats().driver_allocations;
+  for (int i = 0; i < 10; ++i) Tensor again = Tensor::empty({1 << 20}, DType::f32, Device::cuda);
+  EXPECT_EQ(device_cache_stats().driver_allocations, before);
+  EXPECT_GE(device_cache_stats().cached_bytes, 4 << 20);
+  const MemoryStats stats = memory_stats(Device::cuda);
+  EXPECT_GE(stats.peak_bytes, 4 << 20);
+  release_cached_device_memory();
+  EXPECT_EQ(device_cache_stats().cached_bytes, 0);
+}
+
+TEST_F(DeviceMemory, OutOfMemoryNamesTheSize) {
+  const std::string message =
+      error_of([] { Tensor::empty({std::int64_t{1} << 50}, DType::f32, Device::cuda); });
+  EXPECT_NE(message.find("out of GPU memory allocating"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace ratrain
