@@ -13,15 +13,40 @@
 
 #include "runtime/tensor.hpp"
 
+#if RATRAIN_HAVE_CUDA
+#include "kernels/cuda/cuda_ops.hpp"
+// For a device tensor `t`, runs the CUDA launcher `launcher(args..., stream)` and returns
+// from the op. The one place where the build's backends differ: without the CUDA
+// backend a device tensor falls through to dispatch_float, which reports it.
+#define RT_DISPATCH_CUDA(t, launcher, ...)                                            \
+  do {                                                                                \
+    if ((t).device() == ::ratrain::Device::cuda) {                                    \
+      ::ratrain::cuda::launcher(__VA_ARGS__, ::ratrain::cuda::compute_stream());      \
+      return;                                                                         \
+    }                                                                                 \
+  } while (0)
+namespace ratrain::ops::detail {
+inline constexpr bool kHaveCuda = true;
+}
+#else
+namespace ratrain::ops::detail {
+inline constexpr bool kHaveCuda = false;
+}
+#define RT_DISPATCH_CUDA(t, launcher, ...) \
+  do {                                     \
+  } while (0)
+#endif
+
 namespace ratrain::ops::detail {
 
 // Calls fn(float{}) or fn(double{}) for a host f32/f64 tensor; fails naming `op`
-// otherwise (a CUDA tensor in this CUDA-less build, or bf16 on the CPU backend).
+// otherwise (a CUDA tensor of an op without CUDA kernel or in a CUDA-less build, or
+// bf16 on the CPU backend).
 template <typename Fn>
 decltype(auto) dispatch_float(const Tensor& t, const char* op, Fn&& fn) {
   if (t.device() != Device::cpu)
-    RT_FAIL(op, ": got a ", device_name(t.device()),
-            " tensor but ratrain was built without the CUDA backend");
+    RT_FAIL(op, ": got a ", device_name(t.device()), " tensor but ",
+            kHaveCuda ? "this op has no CUDA kernel yet" : "ratrain was built without the CUDA backend");
   switch (t.dtype()) {
     case DType::f32: return fn(float{});
     case DType::f64: return fn(double{});

@@ -29,7 +29,8 @@ void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out);
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& demb);
 
 // ---- RMSNorm: y = x / sqrt(mean(x^2) + eps) * w ------------------------------------
-// x (N, C), w (C), y (N, C), rstd (N) = 1 / sqrt(mean(x^2) + eps).
+// x (N, C), w (C), y (N, C), rstd (N) = 1 / sqrt(mean(x^2) + eps); rstd has x's dtype
+// on the CPU and is f32 on the GPU.
 void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, Tensor& y, Tensor& rstd);
 // dx (N, C) overwritten; dw (C) accumulated.
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,

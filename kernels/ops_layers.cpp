@@ -14,6 +14,17 @@ using detail::require_index_tensor;
 using detail::require_rank;
 using detail::require_shapes;
 
+namespace {
+// rstd shares x's dtype on the CPU (the reference computes in that type) and is fp32
+// on the GPU, whose bf16 activations would lose the statistic's precision.
+void require_rstd_type(const Tensor& x, const Tensor& rstd, const char* op) {
+  const DType expected = x.device() == Device::cuda ? DType::f32 : x.dtype();
+  RT_REQUIRE(rstd.device() == x.device() && rstd.dtype() == expected, op, ": rstd must be ",
+             dtype_name(expected), " on ", device_name(x.device()), ", got ",
+             dtype_name(rstd.dtype()), " on ", device_name(rstd.device()));
+}
+}  // namespace
+
 void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out) {
   require_rank(emb, 2, "embedding_forward: emb");
   require_rank(ids, 1, "embedding_forward: ids");
@@ -39,8 +50,10 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, Tensor& y, Te
   require_shape(w, {x.dim(1)}, "rmsnorm_forward: w");
   require_shape(y, x.shape(), "rmsnorm_forward: y");
   require_shape(rstd, {x.dim(0)}, "rmsnorm_forward: rstd");
-  require_same_type(x, {&w, &y, &rstd}, "rmsnorm_forward");
+  require_same_type(x, {&w, &y}, "rmsnorm_forward");
+  require_rstd_type(x, rstd, "rmsnorm_forward");
   RT_REQUIRE(eps >= 0, "rmsnorm_forward: eps must be >= 0, got ", eps);
+  RT_DISPATCH_CUDA(x, rmsnorm_forward, x, w, eps, y, rstd);
   dispatch_float(x, "rmsnorm_forward",
                  [&](auto t) { cpu::rmsnorm_forward<decltype(t)>(x, w, eps, y, rstd); });
 }
@@ -53,7 +66,9 @@ void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, cons
   require_shape(dy, x.shape(), "rmsnorm_backward: dy");
   require_shape(dx, x.shape(), "rmsnorm_backward: dx");
   require_shape(dw, w.shape(), "rmsnorm_backward: dw");
-  require_same_type(x, {&w, &rstd, &dy, &dx, &dw}, "rmsnorm_backward");
+  require_same_type(x, {&w, &dy, &dx, &dw}, "rmsnorm_backward");
+  require_rstd_type(x, rstd, "rmsnorm_backward");
+  RT_DISPATCH_CUDA(x, rmsnorm_backward, x, w, rstd, dy, dx, dw);
   dispatch_float(x, "rmsnorm_backward",
                  [&](auto t) { cpu::rmsnorm_backward<decltype(t)>(x, w, rstd, dy, dx, dw); });
 }

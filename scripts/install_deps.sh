@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config     # compiler and build
+  build-essential cmake ninja-build pkg-config   # compiler and build (Ninja: cuda preset)
   libhdf5-dev hdf5-tools               # HDF5 (C API; h5dump for users)
   libopenmpi-dev openmpi-bin           # MPI (multi-rank runs, tests/mpi)
   libboost-dev                         # header-only Boost: PropertyTree (INI, JSON)

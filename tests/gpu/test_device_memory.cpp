@@ -5,17 +5,13 @@
 #include "runtime/allocator.hpp"
 #include "runtime/device_memory.hpp"
 #include "runtime/tensor.hpp"
+#include "tests/gpu/gpu_test_util.hpp"
 #include "tests/unit/error_test_util.hpp"
 
 namespace ratrain {
 namespace {
 
-class DeviceMemory : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
-  }
-};
+using DeviceMemory = gpu_test::GpuTest;
 
 Tensor host_ramp(std::int64_t n) {
   Tensor t = Tensor::empty({n}, DType::f32);

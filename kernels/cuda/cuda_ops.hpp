@@ -1,0 +1,27 @@
+// Launchers of the CUDA backend (DESIGN.md principle 1), called by the host-side
+// dispatch of kernels/ops_*.cpp after its shape and dtype checks, for device tensors.
+// Storage is bf16 or f32 (fp32 accumulation always); each launcher takes the stream
+// it enqueues on and returns without synchronising.
+// Compiled only in a CUDA build (RATRAIN_HAVE_CUDA).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "runtime/tensor.hpp"
+
+namespace ratrain::cuda {
+
+// The stream every op enqueues on. For now the legacy default stream, so that the
+// synchronous host<->device copies of runtime/device_memory order with the kernels;
+// a dedicated stream (with events for copies and the caching allocator) comes with
+// the step-level overlap work.
+inline cudaStream_t compute_stream() { return nullptr; }
+
+// x, y (N, C), w (C) in one storage type (bf16 or f32); rstd (N) f32.
+void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, Tensor& y, Tensor& rstd,
+                     cudaStream_t stream);
+// dx (N, C) overwritten; dw (C) accumulated in fp32 and rounded once to its storage type.
+void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
+                      Tensor& dx, Tensor& dw, cudaStream_t stream);
+
+}  // namespace ratrain::cuda
