@@ -131,6 +131,7 @@ void output_gate_forward(const Tensor& attn, const Tensor& o, Tensor& y) {
   require_shape(o, attn.shape(), "output_gate_forward: o");
   require_shape(y, attn.shape(), "output_gate_forward: y");
   require_same_type(attn, {&o, &y}, "output_gate_forward");
+  RT_DISPATCH_CUDA(attn, output_gate_forward, attn, o, y);
   dispatch_float(attn, "output_gate_forward",
                  [&](auto t) { cpu::output_gate_forward<decltype(t)>(attn, o, y); });
 }
@@ -140,6 +141,7 @@ void output_gate_backward(const Tensor& attn, const Tensor& o, const Tensor& dy,
   require_shapes(attn.shape(), {{&o, "o"}, {&dy, "dy"}, {&dattn, "dattn"}, {&d_o, "d_o"}},
                  "output_gate_backward");
   require_same_type(attn, {&o, &dy, &dattn, &d_o}, "output_gate_backward");
+  RT_DISPATCH_CUDA(attn, output_gate_backward, attn, o, dy, dattn, d_o);
   dispatch_float(attn, "output_gate_backward", [&](auto t) {
     cpu::output_gate_backward<decltype(t)>(attn, o, dy, dattn, d_o);
   });
@@ -148,6 +150,7 @@ void output_gate_backward(const Tensor& attn, const Tensor& o, const Tensor& dy,
 void gelu_forward(const Tensor& x, Tensor& y) {
   require_shape(y, x.shape(), "gelu_forward: y");
   require_same_type(x, {&y}, "gelu_forward");
+  RT_DISPATCH_CUDA(x, gelu_forward, x, y);
   dispatch_float(x, "gelu_forward", [&](auto t) { cpu::gelu_forward<decltype(t)>(x, y); });
 }
 
@@ -155,12 +158,14 @@ void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
   require_shape(dy, x.shape(), "gelu_backward: dy");
   require_shape(dx, x.shape(), "gelu_backward: dx");
   require_same_type(x, {&dy, &dx}, "gelu_backward");
+  RT_DISPATCH_CUDA(x, gelu_backward, x, dy, dx);
   dispatch_float(x, "gelu_backward", [&](auto t) { cpu::gelu_backward<decltype(t)>(x, dy, dx); });
 }
 
 void add_inplace(Tensor& acc, const Tensor& x) {
   require_shape(x, acc.shape(), "add_inplace: x");
   require_same_type(acc, {&x}, "add_inplace");
+  RT_DISPATCH_CUDA(acc, add_inplace, acc, x);
   dispatch_float(acc, "add_inplace", [&](auto t) { cpu::add_inplace<decltype(t)>(acc, x); });
 }
 

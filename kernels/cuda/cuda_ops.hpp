@@ -24,4 +24,12 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, Tensor& y, Te
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
                       Tensor& dx, Tensor& dw, cudaStream_t stream);
 
+// Element-wise ops (kernels/cuda/elementwise.cu); same semantics as ops.hpp.
+void output_gate_forward(const Tensor& attn, const Tensor& o, Tensor& y, cudaStream_t stream);
+void output_gate_backward(const Tensor& attn, const Tensor& o, const Tensor& dy, Tensor& dattn,
+                          Tensor& d_o, cudaStream_t stream);
+void gelu_forward(const Tensor& x, Tensor& y, cudaStream_t stream);
+void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx, cudaStream_t stream);
+void add_inplace(Tensor& acc, const Tensor& x, cudaStream_t stream);
+
 }  // namespace ratrain::cuda

@@ -8,9 +8,8 @@
 //   dw_c += sum_rows dy_c x_c r                (two passes: each block of the first
 //   kernel sums kRowsPerSlab rows per column into an fp32 partial (slabs, C), the
 //   second adds the slab partials in a fixed order into dw: deterministic, no atomics)
-#include <cuda_bf16.h>
-
 #include "kernels/cuda/cuda_ops.hpp"
+#include "kernels/cuda/storage.cuh"
 #include "runtime/cuda_check.hpp"
 
 namespace ratrain::cuda {
@@ -21,12 +20,6 @@ struct RmsNormLaunch {
   static constexpr int kRowsPerSlab = 64;   // rows one dw-partial block reduces
   static constexpr int kColumnsPerBlock = 256;
 };
-
-__device__ float to_float(float v) { return v; }
-__device__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ T from_float(float v);
-template <> __device__ float from_float<float>(float v) { return v; }
-template <> __device__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
 
 // Sum of `value` over the block (blockDim.x a multiple of 32, at most 1024); every
 // thread receives the total.
@@ -99,21 +92,6 @@ __global__ void rmsnorm_dw_accumulate_kernel(const float* partial, T* dw, int sl
   for (int s = 0; s < slabs; ++s) acc += partial[static_cast<std::int64_t>(s) * columns + c];
   dw[c] = from_float<T>(acc);
 }
-
-// Calls fn(T{}) with T the CUDA storage type of `t` (f32 or bf16).
-template <typename Fn>
-void dispatch_storage(const Tensor& t, const char* op, Fn&& fn) {
-  switch (t.dtype()) {
-    case DType::f32: return fn(float{});
-    case DType::bf16: return fn(__nv_bfloat16{});
-    default: RT_FAIL(op, ": the CUDA backend stores f32 or bf16, got ", dtype_name(t.dtype()));
-  }
-}
-
-template <typename T>
-const T* cptr(const Tensor& t) { return static_cast<const T*>(t.raw()); }
-template <typename T>
-T* ptr(const Tensor& t) { return static_cast<T*>(t.raw()); }
 
 }  // namespace
 
