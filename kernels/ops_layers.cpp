@@ -79,6 +79,7 @@ void linear_forward(const Tensor& x, const Tensor& w, Tensor& y) {
   require_shape(w, {w.dim(0), x.dim(1)}, "linear_forward: W");
   require_shape(y, {x.dim(0), w.dim(0)}, "linear_forward: y");
   require_same_type(x, {&w, &y}, "linear_forward");
+  RT_DISPATCH_CUDA(x, linear_forward, x, w, y);
   dispatch_float(x, "linear_forward", [&](auto t) { cpu::linear_forward<decltype(t)>(x, w, y); });
 }
 
@@ -94,6 +95,7 @@ void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor*
     require_shape(*dx_out, x.shape(), "linear_backward: dx");
     require_same_type(x, {dx_out}, "linear_backward");
   }
+  RT_DISPATCH_CUDA(x, linear_backward, x, w, dy, dx_out, dw);
   dispatch_float(x, "linear_backward",
                  [&](auto t) { cpu::linear_backward<decltype(t)>(x, w, dy, dx_out, dw); });
 }

@@ -24,6 +24,12 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, Tensor& y, Te
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
                       Tensor& dx, Tensor& dw, cudaStream_t stream);
 
+// Linear layers through cuBLASLt (kernels/cuda/gemm.cu): y = x W^T; dx = dy W (skipped
+// when dx is null); dW += dy^T x.
+void linear_forward(const Tensor& x, const Tensor& w, Tensor& y, cudaStream_t stream);
+void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw,
+                     cudaStream_t stream);
+
 // Element-wise ops (kernels/cuda/elementwise.cu); same semantics as ops.hpp.
 void output_gate_forward(const Tensor& attn, const Tensor& o, Tensor& y, cudaStream_t stream);
 void output_gate_backward(const Tensor& attn, const Tensor& o, const Tensor& dy, Tensor& dattn,
