@@ -1,6 +1,5 @@
 #include "runtime/tensor.hpp"
 
-#include <cstring>
 #include <sstream>
 
 #include "runtime/allocator.hpp"
