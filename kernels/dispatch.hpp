@@ -15,14 +15,13 @@
 
 #if RATRAIN_HAVE_CUDA
 #include "kernels/cuda/cuda_ops.hpp"
-// For a device tensor `t`, runs the CUDA launcher `launcher(args..., stream)` and returns
-// from the op. The one place where the build's backends differ: without the CUDA
+// For a device tensor `t`, returns the CUDA launcher's `launcher(args..., stream)` from
+// the op. The one place where the build's backends differ: without the CUDA
 // backend a device tensor falls through to dispatch_float, which reports it.
 #define RT_DISPATCH_CUDA(t, launcher, ...)                                            \
   do {                                                                                \
     if ((t).device() == ::ratrain::Device::cuda) {                                    \
-      ::ratrain::cuda::launcher(__VA_ARGS__, ::ratrain::cuda::compute_stream());      \
-      return;                                                                         \
+      return ::ratrain::cuda::launcher(__VA_ARGS__, ::ratrain::cuda::compute_stream()); \
     }                                                                                 \
   } while (0)
 namespace ratrain::ops::detail {

@@ -50,16 +50,19 @@ void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const
                " elements but ", n.name, " has ", n.tensor->numel());
   require_same_type(param, {&grad, &m, &v}, "adamw_update");
   RT_REQUIRE(h.step >= 1, "adamw_update: step is 1-based, got ", h.step);
+  RT_DISPATCH_CUDA(param, adamw_update, param, grad, m, v, h);
   dispatch_float(param, "adamw_update",
                  [&](auto t) { cpu::adamw_update<decltype(t)>(param, grad, m, v, h); });
 }
 
 double sum_of_squares(const Tensor& x) {
+  RT_DISPATCH_CUDA(x, sum_of_squares, x);
   return dispatch_float(x, "sum_of_squares",
                         [&](auto t) { return cpu::sum_of_squares<decltype(t)>(x); });
 }
 
 void scale_inplace(Tensor& x, double factor) {
+  RT_DISPATCH_CUDA(x, scale_inplace, x, factor);
   dispatch_float(x, "scale_inplace",
                  [&](auto t) { cpu::scale_inplace<decltype(t)>(x, factor); });
 }

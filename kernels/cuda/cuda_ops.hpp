@@ -7,6 +7,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "kernels/ops.hpp"
 #include "runtime/tensor.hpp"
 
 namespace ratrain::cuda {
@@ -37,5 +38,12 @@ void output_gate_backward(const Tensor& attn, const Tensor& o, const Tensor& dy,
 void gelu_forward(const Tensor& x, Tensor& y, cudaStream_t stream);
 void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx, cudaStream_t stream);
 void add_inplace(Tensor& acc, const Tensor& x, cudaStream_t stream);
+
+// Optimizer (kernels/cuda/optimizer.cu): AdamW on f32 buffers; sum of squares (returned to
+// the host, so it synchronises the stream) and scaling of f32 or bf16 buffers.
+void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                  const ops::AdamWHyper& hyper, cudaStream_t stream);
+double sum_of_squares(const Tensor& x, cudaStream_t stream);
+void scale_inplace(Tensor& x, double factor, cudaStream_t stream);
 
 }  // namespace ratrain::cuda

@@ -7,32 +7,12 @@
 // These ops are bandwidth-bound (2-5 bytes moved per FLOP); fusing them into the
 // neighbouring GEMM epilogues is the later step that removes their round trips.
 #include "kernels/cuda/cuda_ops.hpp"
+#include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/storage.cuh"
 #include "runtime/cuda_check.hpp"
 
 namespace ratrain::cuda {
 namespace {
-
-struct ElementwiseLaunch {
-  static constexpr int kThreads = 256;
-  static constexpr int kMaxBlocks = 4096;  // grid-stride beyond: enough to fill 132 SMs
-};
-
-template <typename Op>
-__global__ void elementwise_kernel(Op op, std::int64_t n) {
-  for (std::int64_t i = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += std::int64_t{gridDim.x} * blockDim.x)
-    op(i);
-}
-
-template <typename Op>
-void launch_elementwise(const Op& op, std::int64_t n, cudaStream_t stream) {
-  if (n == 0) return;
-  const std::int64_t wanted = (n + ElementwiseLaunch::kThreads - 1) / ElementwiseLaunch::kThreads;
-  const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(wanted, ElementwiseLaunch::kMaxBlocks));
-  elementwise_kernel<<<blocks, ElementwiseLaunch::kThreads, 0, stream>>>(op, n);
-  RT_CHECK_LAUNCH();
-}
 
 __device__ inline float sigmoid(float x) { return 1.0f / (1.0f + __expf(-x)); }
 // Phi(x) = erfc(-x / sqrt 2) / 2: unlike (1 + erf(x / sqrt 2)) / 2 it keeps full
