@@ -91,14 +91,17 @@ void load_params(const h5::File& file, const std::string& group, ParamStore& sto
     const Shape shape = file.shape(dataset);
     RT_REQUIRE(shape == e.shape, "HDF5 file '", file.path(), "': dataset '", dataset,
                "' has shape ", shape_str(shape), " but the model expects ", shape_str(e.shape));
-    Tensor view = store.value(e.name);
-    view.copy_from(file.read(dataset, store.values().dtype()));
+    // The master copy's dtype where there is one (the file's values reach it unrounded).
+    store.assign(e.name, file.read(dataset, store.optimizer_values().dtype()));
   }
 }
 
 void write_params(h5::File& file, const std::string& group, const ParamStore& store) {
-  for (const ParamEntry& e : store.table().entries())
-    file.write(group + "/" + e.name, store.value(e.name));
+  for (const ParamEntry& e : store.table().entries()) {
+    // The master copy where there is one: a file keeps the weights at full precision.
+    const Tensor value = store.optimizer_value(e.name);
+    file.write(group + "/" + e.name, value.device() == Device::cpu ? value : value.to(Device::cpu));
+  }
 }
 
 void save_model_file(const std::string& path, const ModelConfig& config, const ParamStore& store) {

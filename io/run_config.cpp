@@ -40,7 +40,8 @@ const std::vector<ConfigKey>& run_config_schema() {
       {"train.batch_size", K::integer, "8", "samples per global batch"},
       {"train.micro_batch", K::integer, "0", "samples per forward/backward (0 = whole batch)"},
       {"train.iters", K::integer, "100", "iterations (global batches)"},
-      {"train.dtype", K::string, "f32", "CPU compute type: f32 or f64"},
+      {"train.device", K::string, "cpu", "where the model trains: cpu or cuda (one GPU)"},
+      {"train.dtype", K::string, "f32", "compute type: f32 or f64 on the cpu; bf16 (fp32 master weights) or f32 on cuda"},
       {"train.seed", K::integer, "1234", "seed of the initialisation and the data order"},
       {"train.init_std", K::real, "0.02", "std of the normal initialisation"},
       {"train.recompute", K::boolean, "false", "recompute each layer's activations in backward"},
@@ -91,6 +92,7 @@ RunConfig load_run_config(const std::string& ini_path, const std::vector<std::st
              .batch_size = r.get_int("train.batch_size"),
              .micro_batch = r.get_int("train.micro_batch"),
              .iters = r.get_int("train.iters"),
+             .device = parse_device(r.get_string("train.device")),
              .dtype = parse_dtype(r.get_string("train.dtype")),
              .seed = static_cast<std::uint64_t>(r.get_int("train.seed")),
              .init_std = r.get_real("train.init_std"),
@@ -100,9 +102,14 @@ RunConfig load_run_config(const std::string& ini_path, const std::vector<std::st
   RT_REQUIRE(c.train.batch_size > 0, "train.batch_size must be positive (got ",
              c.train.batch_size, ")");
   RT_REQUIRE(c.train.iters > 0, "train.iters must be positive (got ", c.train.iters, ")");
-  RT_REQUIRE(c.train.dtype == DType::f32 || c.train.dtype == DType::f64,
-             "train.dtype must be f32 or f64 on the CPU backend (got ",
-             r.get_string("train.dtype"), ")");
+  if (c.train.device == Device::cpu)
+    RT_REQUIRE(c.train.dtype == DType::f32 || c.train.dtype == DType::f64,
+               "train.dtype must be f32 or f64 with train.device = cpu (got ",
+               r.get_string("train.dtype"), ")");
+  else
+    RT_REQUIRE(c.train.dtype == DType::bf16 || c.train.dtype == DType::f32,
+               "train.dtype must be bf16 or f32 with train.device = cuda (got ",
+               r.get_string("train.dtype"), ")");
   RT_REQUIRE(c.train.micro_batch >= 0 &&
                  (c.train.micro_batch == 0 || c.train.batch_size % c.train.micro_batch == 0),
              "train.batch_size (", c.train.batch_size, ") must be divisible by train.micro_batch (",

@@ -28,6 +28,7 @@ struct TrainSettings {
   std::int64_t batch_size = 0;
   std::int64_t micro_batch = 0;
   std::int64_t iters = 0;
+  Device device = Device::cpu;
   DType dtype = DType::f32;
   std::uint64_t seed = 0;
   double init_std = 0.02;

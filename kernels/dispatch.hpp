@@ -82,6 +82,18 @@ inline void require_shapes(const Shape& shape, std::initializer_list<Named> tens
       require_shape(*n.tensor, shape, (std::string(op) + ": " + n.name).c_str());
 }
 
+// The GPU keeps statistics (RMSNorm's rstd, attention's lse, the recurrence gate) in
+// f32 and accumulates parameter gradients in f32 whatever the storage type (DESIGN.md
+// "Numerics"); the CPU reference computes everything in the operands' own type.
+// Requires `t` to have that type and x's device.
+inline void require_f32_on_gpu(const Tensor& x, const Tensor& t, const char* what,
+                               const char* op) {
+  const DType expected = x.device() == Device::cuda ? DType::f32 : x.dtype();
+  RT_REQUIRE(t.device() == x.device() && t.dtype() == expected, op, ": ", what, " must be ",
+             dtype_name(expected), " on ", device_name(x.device()), ", got ",
+             dtype_name(t.dtype()), " on ", device_name(t.device()));
+}
+
 // True when `a` and `b` are the same elements (in place) or share none.
 inline bool same_or_disjoint(const Tensor& a, const Tensor& b) {
   const auto a0 = reinterpret_cast<std::uintptr_t>(a.raw());

@@ -10,20 +10,11 @@
 namespace ratrain::ops {
 
 using detail::dispatch_float;
+using detail::require_f32_on_gpu;
 using detail::require_index_tensor;
 using detail::require_rank;
 using detail::require_shapes;
 
-namespace {
-// rstd shares x's dtype on the CPU (the reference computes in that type) and is fp32
-// on the GPU, whose bf16 activations would lose the statistic's precision.
-void require_rstd_type(const Tensor& x, const Tensor& rstd, const char* op) {
-  const DType expected = x.device() == Device::cuda ? DType::f32 : x.dtype();
-  RT_REQUIRE(rstd.device() == x.device() && rstd.dtype() == expected, op, ": rstd must be ",
-             dtype_name(expected), " on ", device_name(x.device()), ", got ",
-             dtype_name(rstd.dtype()), " on ", device_name(rstd.device()));
-}
-}  // namespace
 
 void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out) {
   require_rank(emb, 2, "embedding_forward: emb");
@@ -31,6 +22,7 @@ void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out) {
   require_index_tensor(ids, ids.dim(0), emb, "embedding_forward: ids");
   require_shape(out, {ids.dim(0), emb.dim(1)}, "embedding_forward: out");
   require_same_type(emb, {&out}, "embedding_forward");
+  RT_DISPATCH_CUDA(emb, embedding_forward, ids, emb, out);
   dispatch_float(emb, "embedding_forward",
                  [&](auto t) { cpu::embedding_forward<decltype(t)>(ids, emb, out); });
 }
@@ -38,9 +30,10 @@ void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out) {
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& demb) {
   require_rank(demb, 2, "embedding_backward: demb");
   require_rank(ids, 1, "embedding_backward: ids");
-  require_index_tensor(ids, ids.dim(0), demb, "embedding_backward: ids");
   require_shape(dout, {ids.dim(0), demb.dim(1)}, "embedding_backward: dout");
-  require_same_type(demb, {&dout}, "embedding_backward");
+  require_index_tensor(ids, ids.dim(0), dout, "embedding_backward: ids");
+  require_f32_on_gpu(dout, demb, "demb", "embedding_backward");
+  RT_DISPATCH_CUDA(demb, embedding_backward, ids, dout, demb);
   dispatch_float(demb, "embedding_backward",
                  [&](auto t) { cpu::embedding_backward<decltype(t)>(ids, dout, demb); });
 }
@@ -51,7 +44,7 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, Tensor& y, Te
   require_shape(y, x.shape(), "rmsnorm_forward: y");
   require_shape(rstd, {x.dim(0)}, "rmsnorm_forward: rstd");
   require_same_type(x, {&w, &y}, "rmsnorm_forward");
-  require_rstd_type(x, rstd, "rmsnorm_forward");
+  require_f32_on_gpu(x, rstd, "rstd", "rmsnorm_forward");
   RT_REQUIRE(eps >= 0, "rmsnorm_forward: eps must be >= 0, got ", eps);
   RT_DISPATCH_CUDA(x, rmsnorm_forward, x, w, eps, y, rstd);
   dispatch_float(x, "rmsnorm_forward",
@@ -66,8 +59,9 @@ void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, cons
   require_shape(dy, x.shape(), "rmsnorm_backward: dy");
   require_shape(dx, x.shape(), "rmsnorm_backward: dx");
   require_shape(dw, w.shape(), "rmsnorm_backward: dw");
-  require_same_type(x, {&w, &dy, &dx, &dw}, "rmsnorm_backward");
-  require_rstd_type(x, rstd, "rmsnorm_backward");
+  require_same_type(x, {&w, &dy, &dx}, "rmsnorm_backward");
+  require_f32_on_gpu(x, rstd, "rstd", "rmsnorm_backward");
+  require_f32_on_gpu(x, dw, "dw", "rmsnorm_backward");
   RT_DISPATCH_CUDA(x, rmsnorm_backward, x, w, rstd, dy, dx, dw);
   dispatch_float(x, "rmsnorm_backward",
                  [&](auto t) { cpu::rmsnorm_backward<decltype(t)>(x, w, rstd, dy, dx, dw); });
@@ -89,7 +83,8 @@ void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor*
   require_shape(w, {w.dim(0), x.dim(1)}, "linear_backward: W");
   require_shape(dy, {x.dim(0), w.dim(0)}, "linear_backward: dy");
   require_shape(dw, w.shape(), "linear_backward: dW");
-  require_same_type(x, {&w, &dy, &dw}, "linear_backward");
+  require_same_type(x, {&w, &dy}, "linear_backward");
+  require_f32_on_gpu(x, dw, "dW", "linear_backward");
   Tensor* dx_out = dx && dx->defined() ? dx : nullptr;
   if (dx_out) {
     require_shape(*dx_out, x.shape(), "linear_backward: dx");
@@ -119,12 +114,14 @@ void check_columns(const Tensor& x, const Tensor* const* parts, int count, const
 
 void split_columns(const Tensor& x, Tensor* const* parts, int count) {
   check_columns(x, parts, count, "split_columns");
+  RT_DISPATCH_CUDA(x, split_columns, x, parts, count);
   dispatch_float(x, "split_columns",
                  [&](auto t) { cpu::split_columns<decltype(t)>(x, parts, count); });
 }
 
 void concat_columns(const Tensor* const* parts, int count, Tensor& x) {
   check_columns(x, parts, count, "concat_columns");
+  RT_DISPATCH_CUDA(x, concat_columns, parts, count, x);
   dispatch_float(x, "concat_columns",
                  [&](auto t) { cpu::concat_columns<decltype(t)>(parts, count, x); });
 }

@@ -7,6 +7,7 @@
 namespace ratrain::ops {
 
 using detail::dispatch_float;
+using detail::require_f32_on_gpu;
 using detail::require_rank;
 using detail::require_shapes;
 
@@ -15,7 +16,9 @@ void gated_scan_forward(const Tensor& g, const Tensor& k, const Tensor& v, Tenso
   require_rank(g, 3, "gated_scan_forward: g");
   require_shapes(g.shape(), {{&k, "k"}, {&v, "v"}, {&gate, "gate"}, {&K, "K"}, {&V, "V"}},
                  "gated_scan_forward");
-  require_same_type(g, {&k, &v, &gate, &K, &V}, "gated_scan_forward");
+  require_same_type(g, {&k, &v, &K, &V}, "gated_scan_forward");
+  require_f32_on_gpu(g, gate, "gate", "gated_scan_forward");
+  RT_DISPATCH_CUDA(g, gated_scan_forward, g, k, v, gate, K, V);
   dispatch_float(g, "gated_scan_forward",
                  [&](auto t) { cpu::gated_scan_forward<decltype(t)>(g, k, v, gate, K, V); });
 }
@@ -28,8 +31,10 @@ void gated_scan_backward(const Tensor& gate, const Tensor& k, const Tensor& v, c
                  {{&k, "k"}, {&v, "v"}, {&K, "K"}, {&V, "V"}, {&dK, "dK"}, {&dV, "dV"},
                   {&dg, "dg"}, {&dk, "dk"}, {&dv, "dv"}},
                  "gated_scan_backward");
-  require_same_type(gate, {&k, &v, &K, &V, &dK, &dV, &dg, &dk, &dv}, "gated_scan_backward");
-  dispatch_float(gate, "gated_scan_backward", [&](auto t) {
+  require_same_type(k, {&v, &K, &V, &dK, &dV, &dg, &dk, &dv}, "gated_scan_backward");
+  require_f32_on_gpu(k, gate, "gate", "gated_scan_backward");
+  RT_DISPATCH_CUDA(k, gated_scan_backward, gate, k, v, K, V, dK, dV, dg, dk, dv);
+  dispatch_float(k, "gated_scan_backward", [&](auto t) {
     cpu::gated_scan_backward<decltype(t)>(gate, k, v, K, V, dK, dV, dg, dk, dv);
   });
 }
@@ -49,12 +54,14 @@ void check_rope(const Tensor& x, double base, const Tensor& y, const char* op) {
 
 void rope_forward(const Tensor& x, double base, std::int64_t position_offset, Tensor& y) {
   check_rope(x, base, y, "rope_forward");
+  RT_DISPATCH_CUDA(x, rope_forward, x, base, position_offset, y);
   dispatch_float(x, "rope_forward",
                  [&](auto t) { cpu::rope_forward<decltype(t)>(x, base, position_offset, y); });
 }
 
 void rope_backward(const Tensor& dy, double base, std::int64_t position_offset, Tensor& dx) {
   check_rope(dy, base, dx, "rope_backward");
+  RT_DISPATCH_CUDA(dy, rope_backward, dy, base, position_offset, dx);
   dispatch_float(dy, "rope_backward",
                  [&](auto t) { cpu::rope_backward<decltype(t)>(dy, base, position_offset, dx); });
 }
@@ -72,7 +79,7 @@ void check_rule(const Sparsity& rule, const char* op) {
 void check_attention(const Tensor& q, const Tensor& lse, const Sparsity& rule, const char* op) {
   require_rank(q, 4, op);
   require_shapes({q.dim(0), q.dim(2), q.dim(1)}, {{&lse, "lse (B, H, T)"}}, op);
-  require_same_type(q, {&lse}, op);
+  require_f32_on_gpu(q, lse, "lse", op);
   check_rule(rule, op);
 }
 }  // namespace
@@ -82,6 +89,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
   check_attention(q, lse, rule, "attention_forward");
   require_shapes(q.shape(), {{&k, "k"}, {&v, "v"}, {&out, "out"}}, "attention_forward");
   require_same_type(q, {&k, &v, &out}, "attention_forward");
+  RT_DISPATCH_CUDA(q, attention_forward, q, k, v, rule, out, lse);
   dispatch_float(q, "attention_forward",
                  [&](auto t) { cpu::attention_forward<decltype(t)>(q, k, v, rule, out, lse); });
 }
@@ -95,6 +103,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                   {&dk, "dk"}, {&dv, "dv"}},
                  "attention_backward");
   require_same_type(q, {&k, &v, &out, &dout, &dq, &dk, &dv}, "attention_backward");
+  RT_DISPATCH_CUDA(q, attention_backward, q, k, v, out, lse, dout, rule, dq, dk, dv);
   dispatch_float(q, "attention_backward", [&](auto t) {
     cpu::attention_backward<decltype(t)>(q, k, v, out, lse, dout, rule, dq, dk, dv);
   });

@@ -27,8 +27,9 @@ CrossEntropyResult tied_head_cross_entropy(const Tensor& x, const Tensor& emb,
   }
   if (demb) {
     require_shapes(emb.shape(), {{demb, "demb"}}, op);
-    require_same_type(x, {demb}, op);
+    detail::require_f32_on_gpu(x, *demb, "demb", op);
   }
+  RT_DISPATCH_CUDA(x, tied_head_cross_entropy, x, emb, labels, grad_scale, dx, demb);
   return dispatch_float(x, op, [&](auto t) {
     return cpu::tied_head_cross_entropy<decltype(t)>(x, emb, labels, grad_scale, dx, demb);
   });
@@ -37,6 +38,7 @@ CrossEntropyResult tied_head_cross_entropy(const Tensor& x, const Tensor& emb,
 std::int64_t count_valid_labels(const Tensor& labels) {
   RT_REQUIRE(labels.dtype() == DType::i32, "count_valid_labels: labels must be i32, got ",
              dtype_name(labels.dtype()));
+  RT_DISPATCH_CUDA(labels, count_valid_labels, labels);
   RT_REQUIRE(labels.device() == Device::cpu,
              "count_valid_labels: got a cuda tensor but ratrain was built without the CUDA "
              "backend");

@@ -11,5 +11,6 @@ int train_command(const std::vector<std::string>& args);
 int eval_command(const std::vector<std::string>& args);
 int tokenize_command(const std::vector<std::string>& args);
 int verify_command(const std::vector<std::string>& args);
+int bench_command(const std::vector<std::string>& args);
 
 }  // namespace ratrain

@@ -21,13 +21,15 @@ constexpr const char* kUsage =
     "  train     [config.ini] [section.key=value ...]   train a RAT+ model (--help-config lists keys)\n"
     "  eval      [config.ini] model.weights=FILE ...    validation loss in dense and sparse mode\n"
     "  tokenize  --input TEXT --output DIR ...          text (one document per line) -> token files\n"
-    "  verify    REF.h5 [--dtype f64|f32]               compare with a golden fixture file\n";
+    "  verify    REF.h5 [--device cpu|cuda] [--dtype D] compare with a golden fixture file\n"
+    "  bench     [config.ini] [section.key=value ...]   time training iterations on synthetic tokens\n";
 
 int dispatch(const std::string& command, const std::vector<std::string>& args) {
   if (command == "train") return ratrain::train_command(args);
   if (command == "eval") return ratrain::eval_command(args);
   if (command == "tokenize") return ratrain::tokenize_command(args);
   if (command == "verify") return ratrain::verify_command(args);
+  if (command == "bench") return ratrain::bench_command(args);
   if (command == "help" || command == "--help" || command == "-h") {
     std::fputs(kUsage, stdout);
     return 0;

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "io/model_file.hpp"
+#include "runtime/device_memory.hpp"
 #include "runtime/log.hpp"
 
 namespace ratrain {
@@ -54,7 +55,10 @@ RunData open_run_data(RunConfig& config, bool need_train) {
 }
 
 std::unique_ptr<RatLM> build_model(const RunConfig& config) {
-  auto model = std::make_unique<RatLM>(config.model, config.train.dtype, Device::cpu,
+  RT_REQUIRE(config.train.device == Device::cpu || cuda_available(),
+             "train.device = cuda but no CUDA device is visible (or this build has no CUDA "
+             "backend: configure with the cuda preset)");
+  auto model = std::make_unique<RatLM>(config.model, config.train.dtype, config.train.device,
                                        config.train.recompute);
   const std::string& weights = config.train.weights;
   if (weights.empty()) {

@@ -141,7 +141,7 @@ int train_command(const std::vector<std::string>& args) {
         .add("step_s", step_s)
         .add("compute_s", step_s)
         .add("comm_s", 0.0)
-        .add("peak_bytes", memory_stats(Device::cpu).peak_bytes)
+        .add("peak_bytes", memory_stats(config.train.device).peak_bytes)
         .add("elapsed_s", elapsed);
     metrics.write(line);
 

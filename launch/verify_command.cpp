@@ -1,12 +1,16 @@
-// `ratrain verify REF.h5 [--dtype f64|f32] [--tolerance X] [--eos-id N]`: checks this
-// implementation against a file in the golden-fixture format of RATPLUS.md.
+// `ratrain verify REF.h5 [--device cpu|cuda] [--dtype f64|f32|bf16] [--tolerance X]
+// [--eos-id N]`: checks this implementation against a file in the golden-fixture format
+// of RATPLUS.md.
 //  - model fixtures (input_ids, labels, params/*, grads/*, logits, loss): one forward
 //    and backward; compares loss, logits and every gradient;
 //  - training fixtures (batches/*, init/*, final/*, optimizer, log): runs the joint
 //    schedule from init/*; compares each step's loss and gradient norm with the log and
 //    the final parameters with final/*.
 // Prints ||ours - ref|| / ||ref|| per quantity and exits non-zero if any is above the
-// tolerance (default 1e-9 in f64, 1e-4 in f32).
+// tolerance (default 1e-9 in f64, 1e-4 in f32). In bf16 (GPU only: bf16 weights and
+// activations, fp32 master weights) only losses are held to the tolerance (default
+// 2e-2); gradients and logits are printed for information, since bf16 rounding of every
+// activation puts them at ~1e-2 by construction.
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <algorithm>
@@ -20,6 +24,7 @@
 #include "launch/commands.hpp"
 #include "model/trainer.hpp"
 #include "parallel/parallel_context.hpp"
+#include "runtime/device_memory.hpp"
 
 namespace ratrain {
 namespace {
@@ -29,12 +34,15 @@ namespace pt = boost::property_tree;
 struct Check {
   std::string what;
   double rel_err;
+  bool is_loss = false;  // losses gate in every dtype; the rest not in bf16
 };
 
-// ||got - ref|| / ||ref|| in double (plain ||got - ref|| when ref is all zeros).
-double relative_error(const Tensor& got, const Tensor& ref) {
-  RT_REQUIRE(got.numel() == ref.numel(), "size mismatch: ", shape_str(got.shape()), " vs ",
+// ||got - ref|| / ||ref|| in double (plain ||got - ref|| when ref is all zeros); `got`
+// may live on the GPU.
+double relative_error(const Tensor& got_any, const Tensor& ref) {
+  RT_REQUIRE(got_any.numel() == ref.numel(), "size mismatch: ", shape_str(got_any.shape()), " vs ",
              shape_str(ref.shape()));
+  const Tensor got = got_any.to(DType::f64);
   double diff = 0, norm = 0;
   for (std::int64_t i = 0; i < ref.numel(); ++i) {
     const double r = ref.item(i), d = got.item(i) - r;
@@ -68,9 +76,9 @@ AttentionMode parse_mode(const std::string& text, const std::string& path) {
 }
 
 std::vector<Check> verify_model_fixture(const h5::File& file, const ModelConfig& config,
-                                        DType dtype) {
+                                        DType dtype, Device device) {
   const AttentionMode mode = parse_mode(file.read_string_attribute("mode"), file.path());
-  RatLM model(config, dtype);
+  RatLM model(config, dtype, device);
   load_params(file, "params", model.params());
   const Tensor ids = file.read("input_ids", DType::i32);
   const Tensor labels = file.read("labels", DType::i32);
@@ -83,8 +91,10 @@ std::vector<Check> verify_model_fixture(const h5::File& file, const ModelConfig&
   model.forward(ids, labels, mode, &logits);
 
   std::vector<Check> checks;
-  checks.push_back({"loss", relative_error(r.loss_sum / static_cast<double>(valid),
-                                           file.read("loss", DType::f64).item())});
+  checks.push_back({"loss",
+                    relative_error(r.loss_sum / static_cast<double>(valid),
+                                   file.read("loss", DType::f64).item()),
+                    true});
   checks.push_back({"logits", relative_error(logits, file.read("logits", DType::f64))});
   for (const ParamEntry& e : model.params().table().entries())
     checks.push_back({"grad " + e.name, relative_error(model.params().grad(e.name),
@@ -93,7 +103,7 @@ std::vector<Check> verify_model_fixture(const h5::File& file, const ModelConfig&
 }
 
 std::vector<Check> verify_training_fixture(const h5::File& file, const ModelConfig& config,
-                                           DType dtype, std::int32_t eos_id) {
+                                           DType dtype, Device device, std::int32_t eos_id) {
   const pt::ptree opt = parse_json_attribute(file, "optimizer");
   const pt::ptree log = parse_json_attribute(file, "log");
   RT_REQUIRE(opt.get<std::string>("kind", "") == "adamw", "HDF5 file '", file.path(),
@@ -109,7 +119,7 @@ std::vector<Check> verify_training_fixture(const h5::File& file, const ModelConf
                       .warmup_iters = opt.get<std::int64_t>("warmup_iters"),
                       .total_iters = opt.get<std::int64_t>("T_max")};
 
-  RatLM model(config, dtype);
+  RatLM model(config, dtype, device);
   load_params(file, "init", model.params());
   const ParallelContext ctx = ParallelContext::single_process();
   AdamW optimizer(model.params(), adamw, ctx);
@@ -135,7 +145,7 @@ std::vector<Check> verify_training_fixture(const h5::File& file, const ModelConf
     RT_REQUIRE(attention_mode_name(steps[i].mode) == e.get<std::string>("mode"),
                "HDF5 file '", file.path(), "': log step ", i, " is ", e.get<std::string>("mode"),
                " but the joint schedule ran ", attention_mode_name(steps[i].mode));
-    checks.push_back({tag + " loss", relative_error(steps[i].loss, e.get<double>("loss"))});
+    checks.push_back({tag + " loss", relative_error(steps[i].loss, e.get<double>("loss")), true});
     checks.push_back({tag + " grad norm", relative_error(steps[i].grad_norm, e.get<double>("grad_norm"))});
     ++i;
   }
@@ -150,16 +160,27 @@ std::vector<Check> verify_training_fixture(const h5::File& file, const ModelConf
 int verify_command(const std::vector<std::string>& args) {
   const CommandLine cl = CommandLine::parse(
       "verify", args,
-      {{"dtype", true, "f64 (default) or f32"},
-       {"tolerance", true, "maximum relative error (default 1e-9 for f64, 1e-4 for f32)"},
+      {{"device", true, "cpu (default) or cuda"},
+       {"dtype", true, "f64 (default) or f32 on the cpu; f32 or bf16 on cuda"},
+       {"tolerance", true, "maximum relative error (default 1e-9 for f64, 1e-4 for f32, 2e-2 "
+                           "for the losses in bf16)"},
        {"eos-id", true, "EOS id whose next label is masked in training fixtures (default -1: "
                         "none, as the fixtures' logs were made)"}});
-  RT_REQUIRE(cl.positional.size() == 1, "usage: ratrain verify REF.h5 [--dtype f64|f32] "
-             "[--tolerance X]");
+  RT_REQUIRE(cl.positional.size() == 1, "usage: ratrain verify REF.h5 [--device cpu|cuda] "
+             "[--dtype f64|f32|bf16] [--tolerance X]");
   const std::string& path = cl.positional[0];
-  const DType dtype = parse_dtype(cl.flag_or("dtype", "f64"));
-  RT_REQUIRE(dtype == DType::f64 || dtype == DType::f32, "--dtype must be f64 or f32");
-  const double tolerance = cl.real_flag_or("tolerance", dtype == DType::f64 ? 1e-9 : 1e-4);
+  const Device device = parse_device(cl.flag_or("device", "cpu"));
+  const DType dtype = parse_dtype(cl.flag_or("dtype", device == Device::cpu ? "f64" : "f32"));
+  if (device == Device::cpu)
+    RT_REQUIRE(dtype == DType::f64 || dtype == DType::f32, "--dtype must be f64 or f32 on the cpu");
+  else
+    RT_REQUIRE(dtype == DType::f32 || dtype == DType::bf16, "--dtype must be f32 or bf16 on cuda");
+  RT_REQUIRE(device == Device::cpu || cuda_available(),
+             "--device cuda but no CUDA device is visible (or this build has no CUDA backend: "
+             "configure with the cuda preset)");
+  const bool losses_only = dtype == DType::bf16;
+  const double tolerance = cl.real_flag_or(
+      "tolerance", dtype == DType::f64 ? 1e-9 : dtype == DType::f32 ? 1e-4 : 2e-2);
   // The training fixtures hold raw token rows and their logs were produced without
   // EOS masking (masking id 2 changes joint_train's iteration-2 loss by 8e-5).
   const auto eos_id = static_cast<std::int32_t>(cl.real_flag_or("eos-id", -1));
@@ -169,21 +190,26 @@ int verify_command(const std::vector<std::string>& args) {
              "' has no 'config' attribute: not a RAT+ fixture file");
   const ModelConfig config = model_config_from_json(file.read_string_attribute("config"), path);
   const bool training = file.exists("batches");
-  const std::vector<Check> checks = training ? verify_training_fixture(file, config, dtype, eos_id)
-                                             : verify_model_fixture(file, config, dtype);
+  const std::vector<Check> checks =
+      training ? verify_training_fixture(file, config, dtype, device, eos_id)
+               : verify_model_fixture(file, config, dtype, device);
 
-  std::printf("verify %s (%s, %s): tolerance %.1e\n", path.c_str(),
-              std::string(dtype_name(dtype)).c_str(), training ? "joint training" : "forward+backward",
-              tolerance);
+  std::printf("verify %s (%s, %s, %s): tolerance %.1e%s\n", path.c_str(),
+              std::string(device_name(device)).c_str(), std::string(dtype_name(dtype)).c_str(),
+              training ? "joint training" : "forward+backward", tolerance,
+              losses_only ? " on the losses" : "");
   std::printf("  %-58s %12s  %s\n", "quantity", "rel. error", "status");
-  int failed = 0;
+  std::size_t failed = 0, gated = 0;
   for (const Check& c : checks) {
+    const bool gates = c.is_loss || !losses_only;
     const bool ok = c.rel_err <= tolerance;  // NaN fails too
-    failed += !ok;
-    std::printf("  %-58s %12.3e  %s\n", c.what.c_str(), c.rel_err, ok ? "ok" : "FAIL");
+    gated += gates;
+    failed += gates && !ok;
+    std::printf("  %-58s %12.3e  %s\n", c.what.c_str(), c.rel_err,
+                !gates ? "(info)" : ok ? "ok" : "FAIL");
   }
   std::printf("%s: %zu of %zu quantities within %.1e\n", failed ? "FAIL" : "PASS",
-              checks.size() - static_cast<std::size_t>(failed), checks.size(), tolerance);
+              gated - failed, gated, tolerance);
   return failed ? 1 : 0;
 }
 

@@ -8,8 +8,8 @@ AdamW::AdamW(ParamStore& store, AdamWConfig config, const ParallelContext& ctx)
     : store_(store),
       config_(config),
       ctx_(ctx),
-      m_(Tensor::zeros(store.values().shape(), store.values().dtype(), store.values().device())),
-      v_(Tensor::zeros(store.values().shape(), store.values().dtype(), store.values().device())) {}
+      m_(Tensor::zeros(store.grads().shape(), store.grads().dtype(), store.grads().device())),
+      v_(Tensor::zeros(store.grads().shape(), store.grads().dtype(), store.grads().device())) {}
 
 double AdamW::step(double lr) {
   Tensor& grads = store_.grads();
@@ -26,7 +26,8 @@ double AdamW::step(double lr) {
                               .eps = config_.eps,
                               .weight_decay = config_.weight_decay,
                               .step = steps_};
-  ops::adamw_update(store_.values(), grads, m_, v_, hyper);
+  ops::adamw_update(store_.optimizer_values(), grads, m_, v_, hyper);
+  store_.publish_master();
   return norm;
 }
 

@@ -1,7 +1,8 @@
 // AdamW over the flat parameter buffer, with global-norm gradient clipping before each
 // step (RATPLUS.md "Optimizer"; PyTorch's AdamW and clip_grad_norm_ semantics).
-// Moments live in flat buffers shaped like the parameters; on the CPU the parameters
-// are their own master weights.
+// Moments live in flat buffers like the gradients (the model dtype on the CPU, f32 on
+// the GPU); the update goes to ParamStore::optimizer_values(), the f32 master copy where
+// the values are bf16, which is then published to the values.
 #pragma once
 
 #include <cstdint>

@@ -16,12 +16,14 @@ Tensor seq_view(const Tensor& t, const BlockDims& dims) {  // (N, d) -> (B, T, d
 
 BlockActivations::BlockActivations(const BlockDims& dims, DType dtype, Device device) {
   const Shape nd{dims.rows(), dims.d}, nf{dims.rows(), dims.ffn}, n{dims.rows()};
-  for (Tensor* t : {&normed1, &o, &q, &k, &v, &gate, &K, &V, &q_rope, &k_rope, &attn, &gated,
-                    &x_mid, &normed2})
+  for (Tensor* t : {&normed1, &o, &q, &k, &v, &K, &V, &q_rope, &k_rope, &attn, &gated, &x_mid,
+                    &normed2})
     *t = Tensor::empty(nd, dtype, device);
-  rstd1 = Tensor::empty(n, dtype, device);
-  rstd2 = Tensor::empty(n, dtype, device);
-  lse = Tensor::empty({dims.batch, dims.heads, dims.seq}, dtype, device);
+  const DType stats = statistics_dtype(dtype, device);
+  gate = Tensor::empty(nd, stats, device);
+  rstd1 = Tensor::empty(n, stats, device);
+  rstd2 = Tensor::empty(n, stats, device);
+  lse = Tensor::empty({dims.batch, dims.heads, dims.seq}, stats, device);
   h1 = Tensor::empty(nf, dtype, device);
   h2 = Tensor::empty(nf, dtype, device);
 }

@@ -21,6 +21,13 @@ struct BlockDims {
   bool operator==(const BlockDims&) const = default;
 };
 
+// The dtype of per-row statistics (RMSNorm's rstd, attention's lse) and of the
+// recurrence gate: f32 on the GPU whatever the activations' dtype (DESIGN.md "Numerics"),
+// the activations' own dtype on the CPU (the op API's rule, kernels/dispatch.hpp).
+inline DType statistics_dtype(DType activations, Device device) {
+  return device == Device::cuda ? DType::f32 : activations;
+}
+
 // Saved activations of one layer (N = batch * seq rows).
 struct BlockActivations {
   explicit BlockActivations(const BlockDims& dims, DType dtype, Device device);

@@ -15,9 +15,18 @@ struct RatLM::Buffers {
     const std::int64_t saved = recompute ? 1 : layers;
     for (std::int64_t l = 0; l < saved; ++l) acts.emplace_back(d, dtype, device);
     final_normed = Tensor::empty(nd, dtype, device);
-    final_rstd = Tensor::empty({d.rows()}, dtype, device);
+    final_rstd = Tensor::empty({d.rows()}, statistics_dtype(dtype, device), device);
     d_final = Tensor::empty(nd, dtype, device);
     d_residual = Tensor::empty(nd, dtype, device);
+    ids = Tensor::empty({d.rows()}, DType::i32, device);
+    labels = Tensor::empty({d.rows()}, DType::i32, device);
+  }
+  // `tokens` (B, T) i32 as (N) on the model's device: a view when it is there already,
+  // else copied into `slot`.
+  static Tensor flat_on(Device device, const Tensor& tokens, Tensor& slot) {
+    if (tokens.device() == device) return tokens.view(slot.shape());
+    slot.copy_from(tokens.view(slot.shape()));
+    return slot;
   }
   BlockDims dims;
   std::vector<Tensor> residual;          // L + 1 of (N, d): input of layer l; [L] = output
@@ -25,6 +34,7 @@ struct RatLM::Buffers {
   BlockScratch scratch;
   Tensor final_normed, final_rstd;       // (N, d), (N)
   Tensor d_final, d_residual;            // (N, d)
+  Tensor ids, labels;                    // (N) i32 on the model's device
 };
 
 ParamTable RatLM::make_param_table(const ModelConfig& c) {
@@ -57,7 +67,7 @@ RatLM::Buffers& RatLM::buffers_for(const Tensor& ids) {
 }
 
 const Tensor& RatLM::run_forward(Buffers& b, const Tensor& ids, const std::vector<Sparsity>& rules) {
-  ops::embedding_forward(ids.view({b.dims.rows()}), store_.value(kEmbedding), b.residual[0]);
+  ops::embedding_forward(ids, store_.value(kEmbedding), b.residual[0]);
   for (std::size_t l = 0; l < blocks_.size(); ++l) {
     BlockActivations& act = b.acts[recompute_ ? 0 : l];
     blocks_[l].forward(b.dims, rules[l], b.residual[l], b.residual[l + 1], act, b.scratch);
@@ -71,15 +81,16 @@ ops::CrossEntropyResult RatLM::forward(const Tensor& ids, const Tensor& labels,
                                        AttentionMode mode, Tensor* logits) {
   Buffers& b = buffers_for(ids);
   require_shape(labels, ids.shape(), "labels");
-  const Tensor& hidden = run_forward(b, ids, config_.layer_rules(mode));
+  const Tensor flat_ids = Buffers::flat_on(device_, ids, b.ids);
+  const Tensor flat_labels = Buffers::flat_on(device_, labels, b.labels);
+  const Tensor& hidden = run_forward(b, flat_ids, config_.layer_rules(mode));
   const Tensor emb = store_.value(kEmbedding);
   if (logits) {
     *logits = Tensor::empty({b.dims.batch, b.dims.seq, config_.vocab_size}, dtype_, device_);
     Tensor flat = logits->view({b.dims.rows(), config_.vocab_size});
     ops::linear_forward(hidden, emb, flat);
   }
-  return ops::tied_head_cross_entropy(hidden, emb, labels.view({b.dims.rows()}), 0.0, nullptr,
-                                      nullptr);
+  return ops::tied_head_cross_entropy(hidden, emb, flat_labels, 0.0, nullptr, nullptr);
 }
 
 ops::CrossEntropyResult RatLM::forward_backward(const Tensor& ids, const Tensor& labels,
@@ -87,11 +98,13 @@ ops::CrossEntropyResult RatLM::forward_backward(const Tensor& ids, const Tensor&
   Buffers& b = buffers_for(ids);
   require_shape(labels, ids.shape(), "labels");
   const auto rules = config_.layer_rules(mode);
-  const Tensor& hidden = run_forward(b, ids, rules);
+  const Tensor flat_ids = Buffers::flat_on(device_, ids, b.ids);
+  const Tensor flat_labels = Buffers::flat_on(device_, labels, b.labels);
+  const Tensor& hidden = run_forward(b, flat_ids, rules);
 
   Tensor demb = store_.grad(kEmbedding);
   const auto result = ops::tied_head_cross_entropy(
-      hidden, store_.value(kEmbedding), labels.view({b.dims.rows()}), grad_scale, &b.d_final, &demb);
+      hidden, store_.value(kEmbedding), flat_labels, grad_scale, &b.d_final, &demb);
   Tensor dnorm = store_.grad(kFinalNorm);
   ops::rmsnorm_backward(b.residual.back(), store_.value(kFinalNorm), b.final_rstd, b.d_final,
                         b.d_residual, dnorm);
@@ -105,7 +118,7 @@ ops::CrossEntropyResult RatLM::forward_backward(const Tensor& ids, const Tensor&
     }
     blocks_[l].backward(b.dims, rules[l], b.residual[l], act, b.d_residual, b.d_residual, b.scratch);
   }
-  ops::embedding_backward(ids.view({b.dims.rows()}), b.d_residual, demb);
+  ops::embedding_backward(flat_ids, b.d_residual, demb);
   return result;
 }
 

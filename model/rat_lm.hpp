@@ -43,7 +43,8 @@ class RatLM {
  private:
   struct Buffers;
   Buffers& buffers_for(const Tensor& ids);
-  // Runs embedding + all blocks + final norm; returns the final normed hidden state.
+  // Runs embedding + all blocks + final norm on ids (N) on the model's device; returns
+  // the final normed hidden state.
   const Tensor& run_forward(Buffers& b, const Tensor& ids, const std::vector<Sparsity>& rules);
 
   ModelConfig config_;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "runtime/device_memory.hpp"
 #include "runtime/error.hpp"
@@ -29,11 +30,23 @@ Counters& counters(Device device) {
 
 constexpr std::size_t kAlignment = 64;  // one cache line; also what AVX-512 loads want
 
+// The byte pattern of freshly allocated storage, if any (see Fill).
+std::optional<unsigned char> initial_byte(Fill fill) {
+  if (fill == Fill::zeros) return 0;
+#ifdef NDEBUG
+  return std::nullopt;
+#else
+  return 0xFF;
+#endif
+}
+
 }  // namespace
 
-std::shared_ptr<std::byte> allocate_storage(std::size_t bytes, Device device) {
+std::shared_ptr<std::byte> allocate_storage(std::size_t bytes, Device device, Fill fill) {
+  const std::optional<unsigned char> pattern = initial_byte(fill);
   if (device == Device::cuda) {
     std::shared_ptr<std::byte> block = allocate_device_storage(bytes);
+    if (pattern) fill_bytes(block.get(), device, bytes, *pattern);
     const auto size = static_cast<std::int64_t>(bytes);
     counters(device).add(size);
     // Keeps the cache's block alive and counts its release.
@@ -45,7 +58,7 @@ std::shared_ptr<std::byte> allocate_storage(std::size_t bytes, Device device) {
   const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   void* ptr = rounded ? std::aligned_alloc(kAlignment, rounded) : nullptr;
   RT_REQUIRE(ptr || rounded == 0, "out of host memory allocating ", bytes, " bytes");
-  if (ptr) std::memset(ptr, 0, rounded);
+  if (ptr && pattern) std::memset(ptr, *pattern, rounded);
   const auto size = static_cast<std::int64_t>(rounded);
   counters(device).add(size);
   return std::shared_ptr<std::byte>(static_cast<std::byte*>(ptr), [size, device](std::byte* p) {

@@ -15,9 +15,18 @@ struct MemoryStats {
   std::int64_t peak_bytes = 0;
 };
 
-// Returns zero-initialised storage of `bytes` bytes, 64-byte aligned, released when the
-// last owner goes away. Throws ratrain::Error on failure, naming the size.
-std::shared_ptr<std::byte> allocate_storage(std::size_t bytes, Device device);
+enum class Fill {
+  // Contents unspecified: no fill pass over memory the caller overwrites anyway. Builds
+  // without NDEBUG poison such storage with 0xFF bytes (NaN in f32, f64 and bf16, -1 in
+  // i32), so that a reader of never-written elements fails tests instead of silently
+  // seeing zeros.
+  unspecified,
+  zeros,
+};
+
+// Returns storage of `bytes` bytes, 64-byte aligned, filled as `fill` says, released
+// when the last owner goes away. Throws ratrain::Error on failure, naming the size.
+std::shared_ptr<std::byte> allocate_storage(std::size_t bytes, Device device, Fill fill);
 
 MemoryStats memory_stats(Device device);
 void reset_peak_memory(Device device);

@@ -23,7 +23,7 @@ namespace ratrain {
 // True when built with CUDA and at least one device is visible.
 bool cuda_available();
 
-// Zero-initialised device storage of `bytes`, returned to the cache when the last
+// Device storage of `bytes` (contents unspecified), returned to the cache when the last
 // owner releases it. Errors name the size, the bytes in use and cached, and the
 // device's free memory.
 std::shared_ptr<std::byte> allocate_device_storage(std::size_t bytes);
@@ -31,8 +31,17 @@ std::shared_ptr<std::byte> allocate_device_storage(std::size_t bytes);
 // Copies `bytes` between any two of host and device memory (synchronous).
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes);
 
-// Sets `bytes` bytes at `dst` to zero, in host or device memory.
-void zero_bytes(void* dst, Device device, std::size_t bytes);
+// Converts n elements between device buffers of f32 and bf16 (can_convert_on_device),
+// on the GPU; a build without CUDA has no such conversion.
+bool can_convert_on_device(DType dst, DType src);
+void convert_on_device(void* dst, DType dst_type, const void* src, DType src_type, std::int64_t n);
+
+// Waits until the GPU has finished all queued work (no-op without CUDA). For timing
+// and tests; the training step orders work with streams, not with this.
+void synchronize_device();
+
+// Sets `bytes` bytes at `dst` to `value`, in host or device memory.
+void fill_bytes(void* dst, Device device, std::size_t bytes, unsigned char value);
 
 struct DeviceCacheStats {
   std::int64_t cached_bytes = 0;       // held in free lists

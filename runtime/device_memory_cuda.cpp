@@ -84,7 +84,7 @@ DeviceCache& cache() {
 }
 
 cudaMemcpyKind copy_kind(Device dst, Device src) {
-  if (dst == Device::cpu) return src == Device::cpu ? cudaMemcpyHostToHost : cudaMemcpyDeviceToHost;
+  if (dst == Device::cpu) return cudaMemcpyDeviceToHost;  // host-to-host never gets here
   return src == Device::cpu ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice;
 }
 
@@ -96,23 +96,33 @@ bool cuda_available() {
 }
 
 std::shared_ptr<std::byte> allocate_device_storage(std::size_t bytes) {
+  static const bool have_device = cuda_available();
+  RT_REQUIRE(have_device, "cannot allocate ", bytes, " bytes of GPU memory: no CUDA device is "
+             "visible (or no driver)");
   const std::size_t size = rounded_size(bytes);
   auto* ptr = static_cast<std::byte*>(cache().take(size));
-  RT_CHECK_CUDA(cudaMemset(ptr, 0, size));
   return std::shared_ptr<std::byte>(ptr, [size](std::byte* p) { cache().give_back(p, size); });
 }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) {
-  if (bytes) RT_CHECK_CUDA(cudaMemcpy(dst, src, bytes, copy_kind(dst_device, src_device)));
+  if (!bytes) return;
+  // Host-to-host without the driver: a CUDA build must train on the CPU where no GPU
+  // (or no driver) is present.
+  if (dst_device == Device::cpu && src_device == Device::cpu)
+    std::memmove(dst, src, bytes);
+  else
+    RT_CHECK_CUDA(cudaMemcpy(dst, src, bytes, copy_kind(dst_device, src_device)));
 }
 
-void zero_bytes(void* dst, Device device, std::size_t bytes) {
+void fill_bytes(void* dst, Device device, std::size_t bytes, unsigned char value) {
   if (!bytes) return;
   if (device == Device::cpu)
-    std::memset(dst, 0, bytes);
+    std::memset(dst, value, bytes);
   else
-    RT_CHECK_CUDA(cudaMemset(dst, 0, bytes));
+    RT_CHECK_CUDA(cudaMemset(dst, value, bytes));
 }
+
+void synchronize_device() { RT_CHECK_CUDA(cudaDeviceSynchronize()); }
 
 DeviceCacheStats device_cache_stats() { return cache().stats(); }
 void release_cached_device_memory() { cache().release_all(); }

@@ -20,10 +20,17 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   if (bytes) std::memmove(dst, src, bytes);
 }
 
-void zero_bytes(void* dst, Device device, std::size_t bytes) {
-  RT_REQUIRE(device == Device::cpu, "cannot clear GPU memory: this build has no CUDA backend");
-  if (bytes) std::memset(dst, 0, bytes);
+void fill_bytes(void* dst, Device device, std::size_t bytes, unsigned char value) {
+  RT_REQUIRE(device == Device::cpu, "cannot fill GPU memory: this build has no CUDA backend");
+  if (bytes) std::memset(dst, value, bytes);
 }
+
+bool can_convert_on_device(DType, DType) { return false; }
+void convert_on_device(void*, DType, const void*, DType, std::int64_t) {
+  RT_FAIL("cannot convert on the GPU: this build has no CUDA backend");
+}
+
+void synchronize_device() {}
 
 DeviceCacheStats device_cache_stats() { return {}; }
 void release_cached_device_memory() {}

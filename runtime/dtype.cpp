@@ -11,4 +11,10 @@ DType parse_dtype(std::string_view name) {
   RT_FAIL("unknown dtype '", name, "' (valid: f32, f64, bf16)");
 }
 
+Device parse_device(std::string_view name) {
+  if (name == "cpu") return Device::cpu;
+  if (name == "cuda") return Device::cuda;
+  RT_FAIL("unknown device '", name, "' (valid: cpu, cuda)");
+}
+
 }  // namespace ratrain

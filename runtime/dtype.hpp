@@ -34,6 +34,8 @@ constexpr std::string_view dtype_name(DType t) {
 DType parse_dtype(std::string_view name);
 
 constexpr std::string_view device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+// Parses "cpu", "cuda"; throws ratrain::Error naming the valid choices.
+Device parse_device(std::string_view name);
 
 // bfloat16 storage type: the upper 16 bits of an IEEE float, rounded to nearest even.
 struct bf16 {

@@ -21,15 +21,23 @@ std::int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
-Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
+Tensor Tensor::allocate(Shape shape, DType dtype, Device device, Fill fill) {
   for (auto s : shape) RT_REQUIRE(s >= 0, "negative dimension in shape ", shape_str(shape));
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
   t.device_ = device;
-  t.storage_ = allocate_storage(t.nbytes(), device);
+  t.storage_ = allocate_storage(t.nbytes(), device, fill);
   t.data_ = t.storage_.get();
   return t;
+}
+
+Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
+  return allocate(std::move(shape), dtype, device, Fill::unspecified);
+}
+
+Tensor Tensor::zeros(Shape shape, DType dtype, Device device) {
+  return allocate(std::move(shape), dtype, device, Fill::zeros);
 }
 
 std::int64_t Tensor::dim(int i) const {
@@ -64,7 +72,7 @@ Tensor Tensor::flat_view(std::int64_t offset, Shape shape) const {
   return t;
 }
 
-void Tensor::zero() { zero_bytes(data_, device_, nbytes()); }
+void Tensor::zero() { fill_bytes(data_, device_, nbytes(), 0); }
 
 namespace {
 template <typename Dst, typename Src>
@@ -97,8 +105,13 @@ void Tensor::copy_from(const Tensor& src) {
     copy_bytes(data_, device_, src.data_, src.device_, nbytes());
     return;
   }
+  if (device_ == Device::cuda && src.device_ == Device::cuda &&
+      can_convert_on_device(dtype_, src.dtype_)) {
+    convert_on_device(data_, dtype_, src.data_, src.dtype_, numel());
+    return;
+  }
   if (device_ != Device::cpu || src.device_ != Device::cpu) {
-    // Converting copies involving the GPU stage through host memory: they serve
+    // Other converting copies involving the GPU stage through host memory: they serve
     // loading and testing, never the training step.
     const Tensor host_src = src.device_ == Device::cpu ? src : src.to(Device::cpu);
     Tensor converted = empty(shape_, dtype_, Device::cpu);

@@ -17,6 +17,7 @@
 namespace ratrain {
 
 using Shape = std::vector<std::int64_t>;
+enum class Fill;  // runtime/allocator.hpp
 
 std::string shape_str(const Shape& shape);
 std::int64_t shape_numel(const Shape& shape);
@@ -25,10 +26,10 @@ class Tensor {
  public:
   Tensor() = default;
 
+  // Contents unspecified (poisoned with NaN / -1 in builds without NDEBUG): for buffers
+  // that are written before they are read.
   static Tensor empty(Shape shape, DType dtype, Device device = Device::cpu);
-  static Tensor zeros(Shape shape, DType dtype, Device device = Device::cpu) {
-    return empty(std::move(shape), dtype, device);  // storage is zero-initialised
-  }
+  static Tensor zeros(Shape shape, DType dtype, Device device = Device::cpu);
 
   bool defined() const { return data_ != nullptr || shape_numel(shape_) == 0; }
   const Shape& shape() const { return shape_; }
@@ -65,6 +66,8 @@ class Tensor {
   double item(std::int64_t i = 0) const;
 
  private:
+  static Tensor allocate(Shape shape, DType dtype, Device device, Fill fill);
+
   std::shared_ptr<std::byte> storage_;
   std::byte* data_ = nullptr;
   Shape shape_;

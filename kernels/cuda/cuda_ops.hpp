@@ -18,15 +18,15 @@ namespace ratrain::cuda {
 // the step-level overlap work.
 inline cudaStream_t compute_stream() { return nullptr; }
 
-// x, y (N, C), w (C) in one storage type (bf16 or f32); rstd (N) f32.
+// x, y (N, C), w (C) in one storage type (bf16 or f32); rstd (N) and dw (C) f32.
 void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, Tensor& y, Tensor& rstd,
                      cudaStream_t stream);
-// dx (N, C) overwritten; dw (C) accumulated in fp32 and rounded once to its storage type.
+// dx (N, C) overwritten; dw (C) accumulated.
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
                       Tensor& dx, Tensor& dw, cudaStream_t stream);
 
 // Linear layers through cuBLASLt (kernels/cuda/gemm.cu): y = x W^T; dx = dy W (skipped
-// when dx is null); dW += dy^T x.
+// when dx is null); dW (f32) += dy^T x.
 void linear_forward(const Tensor& x, const Tensor& w, Tensor& y, cudaStream_t stream);
 void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw,
                      cudaStream_t stream);
@@ -38,6 +38,41 @@ void output_gate_backward(const Tensor& attn, const Tensor& o, const Tensor& dy,
 void gelu_forward(const Tensor& x, Tensor& y, cudaStream_t stream);
 void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx, cudaStream_t stream);
 void add_inplace(Tensor& acc, const Tensor& x, cudaStream_t stream);
+
+// Embedding and column split/concat (kernels/cuda/embedding.cu, columns.cu). An id
+// outside [0, V) is an error naming the id and its position, as on the CPU; demb (V, C)
+// is f32 and accumulated deterministically (no floating-point atomics).
+void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out, cudaStream_t stream);
+void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& demb, cudaStream_t stream);
+void split_columns(const Tensor& x, Tensor* const* parts, int count, cudaStream_t stream);
+void concat_columns(const Tensor* const* parts, int count, Tensor& x, cudaStream_t stream);
+
+// Gated recurrence and RoPE (kernels/cuda/gated_scan.cu, rope.cu): g, k, v, K, V and the
+// gradients in one storage type; gate f32 (the recurrence runs in fp32).
+void gated_scan_forward(const Tensor& g, const Tensor& k, const Tensor& v, Tensor& gate,
+                        Tensor& K, Tensor& V, cudaStream_t stream);
+void gated_scan_backward(const Tensor& gate, const Tensor& k, const Tensor& v, const Tensor& K,
+                         const Tensor& V, const Tensor& dK, const Tensor& dV, Tensor& dg,
+                         Tensor& dk, Tensor& dv, cudaStream_t stream);
+void rope_forward(const Tensor& x, double base, std::int64_t position_offset, Tensor& y,
+                  cudaStream_t stream);
+void rope_backward(const Tensor& dy, double base, std::int64_t position_offset, Tensor& dx,
+                   cudaStream_t stream);
+
+// Flash attention under the RAT+ visibility rule (kernels/cuda/attention_*.cu); lse f32.
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Sparsity& rule,
+                       Tensor& out, Tensor& lse, cudaStream_t stream);
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const Tensor& dout, const Sparsity& rule, Tensor& dq,
+                        Tensor& dk, Tensor& dv, cudaStream_t stream);
+
+// Tied head + cross-entropy, a block of rows at a time (kernels/cuda/cross_entropy.cu);
+// labels i32 on the device; demb f32 (accumulated). Returns the loss sum and the number
+// of valid labels, so it synchronises the stream once.
+ops::CrossEntropyResult tied_head_cross_entropy(const Tensor& x, const Tensor& emb,
+                                                const Tensor& labels, double grad_scale,
+                                                Tensor* dx, Tensor* demb, cudaStream_t stream);
+std::int64_t count_valid_labels(const Tensor& labels, cudaStream_t stream);
 
 // Optimizer (kernels/cuda/optimizer.cu): AdamW on f32 buffers; sum of squares (returned to
 // the host, so it synchronises the stream) and scaling of f32 or bf16 buffers.

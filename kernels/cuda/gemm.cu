@@ -4,6 +4,7 @@
 #include <cublasLt.h>
 
 #include <mutex>
+#include <utility>
 
 #include "kernels/cuda/cuda_ops.hpp"
 #include "kernels/cuda/gemm.hpp"
@@ -60,12 +61,32 @@ struct MatmulDesc {
   }
   ~MatmulDesc() { cublasLtMatmulDescDestroy(desc); }
 };
+// The largest power of two (up to 256) dividing the address: parameter views of the
+// flat buffers (ParamStore) start wherever the previous parameter ended.
+std::uint32_t alignment_of(const void* p) {
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  std::uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
+
 struct Preference {
   cublasLtMatmulPreference_t desc = nullptr;
-  Preference() {
+  // cuBLASLt assumes 256-byte-aligned operands unless told otherwise, and may then pick a
+  // kernel whose vector loads fault on a less aligned view; so state the real alignment.
+  Preference(const void* a, const void* b, const void* c) {
     RT_CHECK_CUBLAS(cublasLtMatmulPreferenceCreate(&desc));
     RT_CHECK_CUBLAS(cublasLtMatmulPreferenceSetAttribute(
         desc, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspaceBytes, sizeof kWorkspaceBytes));
+    const std::pair<cublasLtMatmulPreferenceAttributes_t, const void*> operands[] = {
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, a},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, b},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c}};
+    for (const auto& [attribute, pointer] : operands) {
+      const std::uint32_t alignment = alignment_of(pointer);
+      RT_CHECK_CUBLAS(cublasLtMatmulPreferenceSetAttribute(desc, attribute, &alignment, sizeof alignment));
+    }
   }
   ~Preference() { cublasLtMatmulPreferenceDestroy(desc); }
 };
@@ -80,9 +101,11 @@ Stored stored(const Tensor& t) { return {t.dim(0), t.dim(1)}; }
 
 void gemm(const Tensor& a, const Tensor& b, Tensor& c, const RowMajorGemm& spec,
           cudaStream_t stream) {
-  RT_REQUIRE(a.dtype() == b.dtype() && b.dtype() == c.dtype() &&
-                 (a.dtype() == DType::bf16 || a.dtype() == DType::f32),
-             "gemm: operands must share f32 or bf16 storage");
+  RT_REQUIRE(a.dtype() == b.dtype() && (a.dtype() == DType::bf16 || a.dtype() == DType::f32),
+             "gemm: A and B must share f32 or bf16 storage, got ", dtype_name(a.dtype()), " and ",
+             dtype_name(b.dtype()));
+  RT_REQUIRE(c.dtype() == a.dtype() || c.dtype() == DType::f32, "gemm: C must be ",
+             dtype_name(a.dtype()), " or f32, got ", dtype_name(c.dtype()));
   const Stored sa = stored(a), sb = stored(b);
   const std::int64_t m = spec.transpose_a ? sa.cols : sa.rows;
   const std::int64_t k = spec.transpose_a ? sa.rows : sa.cols;
@@ -92,14 +115,16 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& c, const RowMajorGemm& spec,
 
   const bool bf16 = a.dtype() == DType::bf16;
   const cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cudaDataType_t c_type = c.dtype() == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const cublasComputeType_t compute = bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_PEDANTIC;
   // Column-major view: C^T (n, m) = op(B)^T (n, k) . op(A)^T (k, m); the stored
   // row-major B is the column-major B^T (sb.cols, sb.rows) with ld sb.cols, and so on.
   const MatmulDesc desc(compute, spec.transpose_b, spec.transpose_a);
   const Layout lb(type, sb.cols, sb.rows, sb.cols);  // first operand of the col-major product
   const Layout la(type, sa.cols, sa.rows, sa.cols);
-  const Layout lc(type, n, m, n);
-  const Preference preference;
+  const Layout lc(c_type, n, m, n);
+  // The column-major product's A is our B and vice versa (see above).
+  const Preference preference(b.raw(), a.raw(), c.raw());
 
   LtContext& lt = lt_context();
   cublasLtMatmulHeuristicResult_t heuristic{};
@@ -120,7 +145,7 @@ void linear_forward(const Tensor& x, const Tensor& w, Tensor& y, cudaStream_t st
 void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw,
                      cudaStream_t stream) {
   if (dx) gemm(dy, w, *dx, {}, stream);                                 // dx = dy W
-  gemm(dy, x, dw, {.transpose_a = true, .beta = 1.0f}, stream);         // dW += dy^T x
+  gemm(dy, x, dw, {.transpose_a = true, .beta = 1.0f}, stream);         // dW (f32) += dy^T x
 }
 
 }  // namespace ratrain::cuda

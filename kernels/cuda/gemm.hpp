@@ -17,7 +17,8 @@
 namespace ratrain::cuda {
 
 // C (m, n) = alpha * op(A) op(B) + beta * C, all row-major; op(A) is (m, k), op(B)
-// (k, n). A, B, C share one storage dtype (f32 or bf16).
+// (k, n). A and B share one storage dtype (f32 or bf16); C is of that dtype or f32 (a
+// bf16 product written or accumulated in fp32: gradients, logits).
 struct RowMajorGemm {
   bool transpose_a = false;
   bool transpose_b = false;

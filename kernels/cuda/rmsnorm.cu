@@ -1,5 +1,5 @@
 // RMSNorm on the GPU: y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps) per row.
-// x, y, dy, dx (N, C) and w, dw (C) in bf16 or f32; rstd (N) f32; all sums in fp32.
+// x, y, dy, dx (N, C) and w (C) in bf16 or f32; rstd (N) and dw (C) f32; all sums in fp32.
 //
 // Forward: one block per row; each thread sums squares over a strided slice of the
 // row, a block reduction gives rstd, then the same threads write y.
@@ -84,13 +84,13 @@ __global__ void rmsnorm_dw_partial_kernel(const T* x, const float* rstd, const T
   partial[static_cast<std::int64_t>(blockIdx.y) * columns + c] = acc;
 }
 
-template <typename T>
-__global__ void rmsnorm_dw_accumulate_kernel(const float* partial, T* dw, int slabs, int columns) {
+__global__ void rmsnorm_dw_accumulate_kernel(const float* partial, float* dw, int slabs,
+                                             int columns) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= columns) return;
-  float acc = to_float(dw[c]);
+  float acc = dw[c];
   for (int s = 0; s < slabs; ++s) acc += partial[static_cast<std::int64_t>(s) * columns + c];
-  dw[c] = from_float<T>(acc);
+  dw[c] = acc;
 }
 
 }  // namespace
@@ -125,8 +125,8 @@ void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, cons
                                    0, stream>>>(cptr<T>(x), cptr<float>(rstd), cptr<T>(dy),
                                                 ptr<float>(partial), rows, columns);
     RT_CHECK_LAUNCH();
-    rmsnorm_dw_accumulate_kernel<T><<<column_blocks, RmsNormLaunch::kColumnsPerBlock, 0, stream>>>(
-        cptr<float>(partial), ptr<T>(dw), slabs, columns);
+    rmsnorm_dw_accumulate_kernel<<<column_blocks, RmsNormLaunch::kColumnsPerBlock, 0, stream>>>(
+        cptr<float>(partial), ptr<float>(dw), slabs, columns);
     RT_CHECK_LAUNCH();
     rmsnorm_backward_dx_kernel<T><<<rows, RmsNormLaunch::kThreads, 0, stream>>>(
         cptr<T>(x), cptr<T>(w), cptr<float>(rstd), cptr<T>(dy), ptr<T>(dx), columns);

@@ -32,7 +32,8 @@ inline Tensor random_tensor(const Shape& shape, const std::string& name, DType s
   return t.to(storage).to(DType::f64);
 }
 
-// ||got - ref|| / ||ref||, both read as doubles (got may live on the GPU).
+// ||got - ref|| / ||ref||, both read as doubles (got may live on the GPU); the absolute
+// ||got - ref|| where the reference is exactly zero (e.g. attention gradients at T = 1).
 inline double relative_error(const Tensor& got, const Tensor& ref) {
   const Tensor a = got.to(DType::f64), b = ref.to(DType::f64);
   double diff = 0, norm = 0;
@@ -40,7 +41,7 @@ inline double relative_error(const Tensor& got, const Tensor& ref) {
     diff += (a.item(i) - b.item(i)) * (a.item(i) - b.item(i));
     norm += b.item(i) * b.item(i);
   }
-  return std::sqrt(diff / norm);
+  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
 // A device copy of `host` in `dtype`.

@@ -34,6 +34,30 @@ TEST_F(DeviceMemory, ConvertingCopiesRoundToBf16) {
   for (std::int64_t i = 0; i < 64; ++i) EXPECT_EQ(back.item(i), host.item(i));
 }
 
+// Device-to-device converting copies run on the GPU (runtime/device_convert.cu) and must
+// round exactly as the host's bf16 does (nearest even), on values that are not exact.
+TEST_F(DeviceMemory, DeviceConversionRoundsLikeTheHost) {
+  const std::int64_t n = 100003;  // not a multiple of the launch's block
+  Tensor host = Tensor::empty({n}, DType::f32);
+  for (std::int64_t i = 0; i < n; ++i) host.data<float>()[i] = 1.0f + 1e-5f * float(i) - 0.37f * float(i % 7);
+  const Tensor f32_on_device = host.to(Device::cuda);
+  Tensor bf16_on_device = Tensor::empty({n}, DType::bf16, Device::cuda);
+  bf16_on_device.copy_from(f32_on_device);
+  Tensor f32_again = Tensor::empty({n}, DType::f32, Device::cuda);
+  f32_again.copy_from(bf16_on_device);
+  const Tensor expected = host.to(DType::bf16).to(DType::f32);
+  const Tensor got = f32_again.to(Device::cpu);
+  for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(got.item(i), expected.item(i)) << "element " << i;
+}
+
+// Tensor::zeros clears; Tensor::empty leaves contents unspecified (poisoned in debug
+// builds), so code that accumulates must ask for zeros.
+TEST_F(DeviceMemory, ZerosAreZeroEvenInReusedBlocks) {
+  { Tensor dirty = host_ramp(300).to(Device::cuda); }  // back to the cache, non-zero
+  const Tensor back = Tensor::zeros({300}, DType::f32, Device::cuda).to(Device::cpu);
+  for (std::int64_t i = 0; i < 300; ++i) EXPECT_EQ(back.item(i), 0.0);
+}
+
 TEST_F(DeviceMemory, ZeroClearsDeviceTensors) {
   Tensor device = host_ramp(300).to(Device::cuda);
   device.zero();

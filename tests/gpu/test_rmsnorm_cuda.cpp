@@ -31,7 +31,7 @@ TEST_P(RmsNormCuda, MatchesTheCpuReference) {
   const Tensor x = random_tensor({rows, columns}, "x", dtype, 0.0, 2.0);
   const Tensor w = random_tensor({columns}, "w", dtype, 1.0, 0.3);
   const Tensor dy = random_tensor({rows, columns}, "dy", dtype);
-  const Tensor dw0 = random_tensor({columns}, "dw0", dtype);  // dw accumulates onto this
+  const Tensor dw0 = random_tensor({columns}, "dw0", DType::f32);  // dw accumulates onto this
 
   // Reference in f64.
   Tensor y_ref = Tensor::empty({rows, columns}, DType::f64);
@@ -44,13 +44,13 @@ TEST_P(RmsNormCuda, MatchesTheCpuReference) {
   Tensor y = Tensor::empty({rows, columns}, dtype, Device::cuda);
   Tensor rstd = Tensor::empty({rows}, DType::f32, Device::cuda);
   ops::rmsnorm_forward(xd, wd, 1e-6, y, rstd);
-  Tensor dx = Tensor::empty({rows, columns}, dtype, Device::cuda), dw = on_device(dw0, dtype);
+  Tensor dx = Tensor::empty({rows, columns}, dtype, Device::cuda), dw = on_device(dw0, DType::f32);
   ops::rmsnorm_backward(xd, wd, rstd, dyd, dx, dw);
 
   EXPECT_LT(relative_error(y, y_ref), tolerance);
   EXPECT_LT(relative_error(rstd, r_ref), 1e-6);  // fp32 statistic in both storage types
   EXPECT_LT(relative_error(dx, dx_ref), tolerance);
-  EXPECT_LT(relative_error(dw, dw_ref), tolerance);
+  EXPECT_LT(relative_error(dw, dw_ref), 1e-5);  // f32 (parameter gradient) in both: fp32 sums
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, RmsNormCuda,

@@ -1,0 +1,119 @@
+// Attention backward on the GPU under the RAT+ visibility rule, the function of
+// kernels/cpu/attention.cpp: with p_ij = exp(scale q_i.k_j - lse_i), scale = 1/sqrt(dh),
+// delta_i = dout_i . out_i and ds_ij = p_ij (dout_i . v_j - delta_i):
+//   dv_j = sum_i p_ij dout_i,  dk_j = scale sum_i ds_ij q_i,  dq_i = scale sum_j ds_ij k_j.
+// q, k, v, out, dout, dq, dk, dv: (B, T, H, dh) bf16 or f32; lse (B, H, T) f32.
+//
+// Three steps on the stream:
+//   1. delta (B, H, T) f32 = dout . out per row (one warp per row);
+//   2. the key-major kernel (tensor cores for bf16 with dh 64 or 128, else CUDA cores;
+//      see attention_rule.cuh): dk, dv written once per row by the CTA owning the key;
+//      dq accumulated in fp32 with atomics, straight into dq when it is f32, else into
+//      an f32 scratch buffer. dq is therefore not bitwise deterministic (the order in
+//      which key tiles add to a row varies); dk and dv are.
+//   3. bf16 only: the scratch rounded into dq.
+#include <cmath>
+
+#include "kernels/cuda/attention_backward_mma.cuh"
+#include "kernels/cuda/attention_backward_simt.cuh"
+#include "kernels/cuda/cuda_ops.hpp"
+#include "kernels/cuda/elementwise.cuh"
+
+namespace ratrain::cuda {
+namespace {
+
+constexpr const char* kOp = "attention_backward";
+
+struct DeltaLaunch {
+  static constexpr int kThreads = 256;  // 8 rows per block, one warp each
+  static constexpr int kRowsPerBlock = kThreads / 32;
+};
+
+// delta[b, h, t] = sum_c dout[b, t, h, c] out[b, t, h, c], in fp32.
+template <typename T>
+__global__ void attention_delta_kernel(const T* out, const T* dout, float* delta,
+                                       AttentionShape shape) {
+  const std::int64_t row = std::int64_t{blockIdx.x} * DeltaLaunch::kRowsPerBlock + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= shape.rows()) return;  // warp-uniform
+  const std::int64_t at = row * shape.dh;
+  float sum = 0.0f;
+  for (int c = lane; c < shape.dh; c += 32) sum += to_float(out[at + c]) * to_float(dout[at + c]);
+  sum = warp_sum(sum);
+  if (lane == 0) {
+    const std::int64_t h = row % shape.heads, bt = row / shape.heads;
+    const std::int64_t b = bt / shape.seq, t = bt % shape.seq;
+    delta[(b * shape.heads + h) * shape.seq + t] = sum;
+  }
+}
+
+template <typename T>
+struct RoundAccumulator {
+  const float* acc;
+  T* out;
+  __device__ void operator()(std::int64_t i) const { out[i] = from_float<T>(acc[i]); }
+};
+
+template <int kD>
+void launch_backward_mma(const BackwardArgs<__nv_bfloat16>& args, cudaStream_t stream) {
+  using Cfg = MmaBackwardConfig<kD>;
+  const int key_tiles = BackwardPlan::of(args.keys, Cfg::kBlockN).tiles();
+  launch_attention_kernel(attention_backward_mma_kernel<kD>,
+                          attention_grid(args.shape, key_tiles, kOp), Cfg::kThreads,
+                          Cfg::kSmemBytes, stream, args);
+}
+
+template <typename T>
+void launch_backward_simt(const BackwardArgs<T>& args, cudaStream_t stream) {
+  using Cfg = SimtBackwardConfig;
+  const int key_tiles = BackwardPlan::of(args.keys, Cfg::kBlockN).tiles();
+  with_columns_per_lane(args.shape.dh, [&](auto columns) {
+    launch_attention_kernel(attention_backward_simt_kernel<T, decltype(columns)::value>,
+                            attention_grid(args.shape, key_tiles, kOp), Cfg::kThreads,
+                            Cfg::smem_bytes(args.shape.dh), stream, args);
+  });
+}
+
+}  // namespace
+
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const Tensor& dout, const Sparsity& rule, Tensor& dq,
+                        Tensor& dk, Tensor& dv, cudaStream_t stream) {
+  const AttentionShape shape = attention_shape(q, kOp);
+  if (shape.rows() == 0) return;
+  const KeySets keys = KeySets::of(rule, shape.seq);
+  const double scale = 1.0 / std::sqrt(double(shape.dh));
+  const Tensor delta = Tensor::empty({q.dim(0), q.dim(2), q.dim(1)}, DType::f32, Device::cuda);  // (B, H, T)
+  dispatch_storage(q, kOp, [&](auto tag) {
+    using T = decltype(tag);
+    const auto delta_blocks = (shape.rows() + DeltaLaunch::kRowsPerBlock - 1) / DeltaLaunch::kRowsPerBlock;
+    attention_delta_kernel<T><<<static_cast<unsigned>(delta_blocks), DeltaLaunch::kThreads, 0, stream>>>(
+        cptr<T>(out), cptr<T>(dout), ptr<float>(delta), shape);
+    RT_CHECK_LAUNCH();
+
+    constexpr bool kF32 = std::is_same_v<T, float>;
+    // (B, T, H, dh) fp32 dq accumulator: dq itself when f32.
+    const Tensor scratch = kF32 ? Tensor() : Tensor::empty(q.shape(), DType::f32, Device::cuda);
+    float* dq_acc = kF32 ? static_cast<float*>(dq.raw()) : ptr<float>(scratch);
+    RT_CHECK_CUDA(cudaMemsetAsync(dq_acc, 0, sizeof(float) * static_cast<std::size_t>(q.numel()), stream));
+
+    const BackwardArgs<T> args{cptr<T>(q),        cptr<T>(k),           cptr<T>(v),
+                               cptr<T>(dout),     cptr<float>(lse),     cptr<float>(delta),
+                               dq_acc,            ptr<T>(dk),           ptr<T>(dv),
+                               shape,             keys,
+                               static_cast<float>(scale * 1.4426950408889634),
+                               static_cast<float>(scale)};
+    bool done = false;
+    if constexpr (!kF32) {
+      if (mma_supports(shape, {&q, &k, &v, &dout, &dk, &dv})) {
+        if (shape.dh == 128) launch_backward_mma<128>(args, stream);
+        else launch_backward_mma<64>(args, stream);
+        done = true;
+      }
+    }
+    if (!done) launch_backward_simt(args, stream);
+    if constexpr (!kF32) launch_elementwise(RoundAccumulator<T>{dq_acc, ptr<T>(dq)}, q.numel(), stream);
+  });
+}
+
+}  // namespace ratrain::cuda

@@ -1,0 +1,127 @@
+// Shared by the CUDA attention launchers and kernels (attention_forward.cu,
+// attention_backward.cu): operand shape, kernel argument structs, and the host-side
+// helpers that pick and launch a kernel.
+//
+// Two implementations sit behind each launcher, chosen on the host:
+//   - SIMT (attention_*_simt.cuh): CUDA cores, fp32, any even dh <= 256, f32 or bf16
+//     storage. The reference-grade path (f32 model tests compare it at 1e-4).
+//   - MMA (attention_*_mma.cuh): bf16 tensor cores (mma.sync m16n8k16, fp32
+//     accumulators), dh = 64 or 128, bf16 storage with 16-byte aligned operands.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <type_traits>
+#include <utility>
+
+#include "kernels/cuda/attention_rule.cuh"
+#include "kernels/cuda/storage.cuh"
+#include "runtime/cuda_check.hpp"
+
+namespace ratrain::cuda {
+
+inline constexpr float kLog2e = 1.4426950408889634f;
+inline constexpr float kLn2 = 0.6931471805599453f;
+inline constexpr int kMaxHeadDim = 256;
+
+// Shape of the (B, T, H, dh) operands; row (b, t, h) at ((b*T + t)*H + h)*dh, so the
+// rows of one (b, h) pair are row_stride() elements apart. Statistics (lse, delta) are
+// (B, H, T).
+struct AttentionShape {
+  int batch, seq, heads, dh;
+  __host__ __device__ std::int64_t row_stride() const { return std::int64_t{heads} * dh; }
+  // Offset of row (b, 0, h) for the pair index bh = b*H + h.
+  __host__ __device__ std::int64_t head_base(int bh) const {
+    const int b = bh / heads, h = bh % heads;
+    return (std::int64_t{b} * seq * heads + h) * dh;
+  }
+  // Offset of (b, h, 0) in a (B, H, T) statistic.
+  __host__ __device__ std::int64_t stat_base(int bh) const { return std::int64_t{bh} * seq; }
+  __host__ __device__ std::int64_t rows() const { return std::int64_t{batch} * seq * heads; }
+};
+
+template <typename T>
+struct ForwardArgs {
+  const T *q, *k, *v;  // (B, T, H, dh)
+  T* out;              // (B, T, H, dh)
+  float* lse;          // (B, H, T): natural log-sum-exp of the scaled scores
+  AttentionShape shape;
+  KeySets keys;
+  float scale_log2;    // log2(e) / sqrt(dh): scores are exponentiated in base 2
+};
+
+template <typename T>
+struct BackwardArgs {
+  const T *q, *k, *v, *dout;  // (B, T, H, dh)
+  const float* lse;           // (B, H, T)
+  const float* delta;         // (B, H, T): dout_i . out_i
+  float* dq_acc;              // (B, T, H, dh) fp32, zeroed, accumulated with atomics
+  T *dk, *dv;                 // (B, T, H, dh): each row written once, by its key tile's CTA
+  AttentionShape shape;
+  KeySets keys;
+  float scale_log2;  // log2(e) / sqrt(dh)
+  float scale;       // 1 / sqrt(dh)
+};
+
+// The shape of q (B, T, H, dh), checked against what the kernels index with int.
+inline AttentionShape attention_shape(const Tensor& q, const char* op) {
+  const std::int64_t dh = q.dim(3);
+  RT_REQUIRE(dh % 2 == 0 && dh > 0 && dh <= kMaxHeadDim, op,
+             ": the CUDA kernels take an even head dim of at most ", kMaxHeadDim, ", got ", dh);
+  RT_REQUIRE(q.dim(1) < (std::int64_t{1} << 30) && q.dim(0) * q.dim(2) < (std::int64_t{1} << 31),
+             op, ": sequence or batch x heads too large for the CUDA kernels: ", shape_str(q.shape()));
+  return {static_cast<int>(q.dim(0)), static_cast<int>(q.dim(1)), static_cast<int>(q.dim(2)),
+          static_cast<int>(dh)};
+}
+
+// The MMA kernels read rows with 16-byte cp.async and are compiled for dh 64 and 128.
+inline bool mma_supports(const AttentionShape& shape, std::initializer_list<const Tensor*> operands) {
+  if (shape.dh != 64 && shape.dh != 128) return false;
+  for (const Tensor* t : operands)
+    if (reinterpret_cast<std::uintptr_t>(t->raw()) % 16 != 0) return false;
+  return true;
+}
+
+// Calls fn(std::integral_constant<int, N>{}) with N = columns per lane of the SIMT
+// kernels: the smallest of 1, 2, 4, 8 with 32 N >= dh.
+template <typename Fn>
+void with_columns_per_lane(int dh, Fn&& fn) {
+  if (dh <= 32) return fn(std::integral_constant<int, 1>{});
+  if (dh <= 64) return fn(std::integral_constant<int, 2>{});
+  if (dh <= 128) return fn(std::integral_constant<int, 4>{});
+  return fn(std::integral_constant<int, 8>{});
+}
+
+// Grid of the attention kernels: x = B*H pairs, y = tiles of one pair (y is limited to
+// 65535, hence the check).
+inline dim3 attention_grid(const AttentionShape& shape, int tiles, const char* op) {
+  RT_REQUIRE(tiles <= 65535, op, ": ", tiles, " tiles per head exceed the grid; T = ", shape.seq);
+  return dim3(static_cast<unsigned>(shape.batch * shape.heads), static_cast<unsigned>(tiles));
+}
+
+// Launches kernel<<<grid, threads, smem_bytes, stream>>>(args...), raising the kernel's
+// dynamic shared memory limit first where it exceeds the default 48 KiB.
+template <typename... Params, typename... Args>
+void launch_attention_kernel(void (*kernel)(Params...), dim3 grid, int threads,
+                             std::size_t smem_bytes, cudaStream_t stream, Args&&... args) {
+  if (grid.x == 0 || grid.y == 0) return;
+  if (smem_bytes > 48 * 1024)
+    RT_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(smem_bytes)));
+  kernel<<<grid, threads, smem_bytes, stream>>>(std::forward<Args>(args)...);
+  RT_CHECK_LAUNCH();
+}
+
+// Sum and max over the 32 lanes of a warp (every lane receives the result).
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int offset = 16; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+}  // namespace ratrain::cuda

@@ -1,0 +1,63 @@
+// Attention forward on the GPU under the RAT+ visibility rule: out = softmax(q k^T /
+// sqrt(dh)) v over each query's visible keys, lse = log-sum-exp of the scaled scores
+// (f32, natural log), the function of kernels/cpu/attention.cpp.
+// q, k, v, out: (B, T, H, dh) bf16 or f32; lse (B, H, T) f32.
+//
+// The launcher picks the kernel: bf16 with dh 64 or 128 (16-byte aligned operands) ->
+// tensor cores (attention_forward_mma.cuh); anything else -> CUDA cores
+// (attention_forward_simt.cuh). Both walk the same tile decomposition of the rule
+// (attention_rule.cuh).
+#include <cmath>
+
+#include "kernels/cuda/attention_forward_mma.cuh"
+#include "kernels/cuda/attention_forward_simt.cuh"
+#include "kernels/cuda/cuda_ops.hpp"
+
+namespace ratrain::cuda {
+namespace {
+
+constexpr const char* kOp = "attention_forward";
+
+template <int kD>
+void launch_forward_mma(const ForwardArgs<__nv_bfloat16>& args, cudaStream_t stream) {
+  using Cfg = MmaForwardConfig<kD>;
+  const int query_tiles = (args.shape.seq + Cfg::kBlockM - 1) / Cfg::kBlockM;
+  launch_attention_kernel(attention_forward_mma_kernel<kD>,
+                          attention_grid(args.shape, query_tiles, kOp), Cfg::kThreads,
+                          Cfg::kSmemBytes, stream, args);
+}
+
+template <typename T>
+void launch_forward_simt(const ForwardArgs<T>& args, cudaStream_t stream) {
+  using Cfg = SimtForwardConfig;
+  const int query_tiles = (args.shape.seq + Cfg::kBlockM - 1) / Cfg::kBlockM;
+  with_columns_per_lane(args.shape.dh, [&](auto columns) {
+    launch_attention_kernel(attention_forward_simt_kernel<T, decltype(columns)::value>,
+                            attention_grid(args.shape, query_tiles, kOp), Cfg::kThreads,
+                            Cfg::smem_bytes(args.shape.dh), stream, args);
+  });
+}
+
+}  // namespace
+
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Sparsity& rule,
+                       Tensor& out, Tensor& lse, cudaStream_t stream) {
+  const AttentionShape shape = attention_shape(q, kOp);
+  if (shape.rows() == 0) return;
+  const KeySets keys = KeySets::of(rule, shape.seq);
+  const auto scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(double(shape.dh)));
+  dispatch_storage(q, kOp, [&](auto tag) {
+    using T = decltype(tag);
+    const ForwardArgs<T> args{cptr<T>(q), cptr<T>(k), cptr<T>(v), ptr<T>(out), ptr<float>(lse),
+                              shape,      keys,       scale_log2};
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      if (mma_supports(shape, {&q, &k, &v, &out})) {
+        if (shape.dh == 128) return launch_forward_mma<128>(args, stream);
+        return launch_forward_mma<64>(args, stream);
+      }
+    }
+    launch_forward_simt(args, stream);
+  });
+}
+
+}  // namespace ratrain::cuda

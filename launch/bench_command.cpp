@@ -1,0 +1,166 @@
+// `ratrain bench [config.ini] [section.key=value ...] [--steps N] [--warmup N]`: times
+// training iterations of the configured model and schedule on synthetic tokens (no data
+// files), on the configured device, and reports tokens/s, model TFLOP/s and MFU.
+//
+// One iteration is what `train` runs per global batch: for the joint schedule a sparse
+// forward/backward + AdamW step and then a dense one, on the same batch (tokens counted
+// once, FLOPs of both passes counted, model/flops.hpp). Each iteration ends with the
+// loss and gradient norm on the host, so host timing of whole iterations is exact.
+// MFU's denominator is measured in the same process: the rate of an 8192^3 GEMM in the
+// model dtype through the same cuBLASLt path the model uses (on the CPU: the same GEMM
+// at 2048^3 through the CPU backend).
+// Output: a table on stderr and one JSON record per run on stdout (benchmarks/README.md).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "io/metrics.hpp"
+#include "launch/command_line.hpp"
+#include "launch/commands.hpp"
+#include "launch/run_setup.hpp"
+#include "model/flops.hpp"
+#include "model/trainer.hpp"
+#include "parallel/parallel_context.hpp"
+#include "runtime/allocator.hpp"
+#include "runtime/device_memory.hpp"
+#include "runtime/log.hpp"
+#include "runtime/rng.hpp"
+
+namespace ratrain {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// An (n, n) tensor of values in [-0.5, 0.5) from a multiplicative hash: realistic
+// operands for timing (all-zero operands draw less power and clock higher, overstating
+// the rate by ~10 % on an H100), cheap to make.
+Tensor hashed_matrix(std::int64_t n, DType dtype, Device device) {
+  Tensor host = Tensor::empty({n, n}, DType::f32);
+  float* out = host.data<float>();
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n * n; ++i)
+    out[i] = static_cast<float>((static_cast<std::uint64_t>(i) * 2654435761u) % 1024u) / 1024.0f - 0.5f;
+  Tensor t = Tensor::empty({n, n}, dtype, device);
+  t.copy_from(host);
+  return t;
+}
+
+// The measured dense GEMM rate (FLOP/s) in `dtype` on `device`: y = x W^T, n^3.
+double measured_gemm_rate(DType dtype, Device device) {
+  const std::int64_t n = device == Device::cuda ? 8192 : 2048;
+  const Tensor x = hashed_matrix(n, dtype, device), w = hashed_matrix(n, dtype, device);
+  Tensor y = Tensor::empty({n, n}, dtype, device);
+  const int warmup = 3, reps = device == Device::cuda ? 20 : 3;
+  for (int i = 0; i < warmup; ++i) ops::linear_forward(x, w, y);
+  synchronize_device();
+  const auto start = Clock::now();
+  for (int i = 0; i < reps; ++i) ops::linear_forward(x, w, y);
+  synchronize_device();
+  return 2.0 * double(n) * double(n) * double(n) * reps / seconds_since(start);
+}
+
+// (B, T) ids uniform in [0, V) and labels = the next token (the last row's last label is
+// a fresh draw): a batch whose loss starts near ln V like real text.
+struct SyntheticBatch {
+  Tensor ids, labels;
+};
+SyntheticBatch synthetic_batch(std::int64_t batch, std::int64_t seq, std::int64_t vocab) {
+  const CounterRng rng(7, "bench tokens");
+  Tensor rows = Tensor::empty({batch, seq + 1}, DType::i32);
+  for (std::int64_t i = 0; i < rows.numel(); ++i)
+    rows.data<std::int32_t>()[i] = static_cast<std::int32_t>(
+        rng.below(static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(vocab)));
+  SyntheticBatch out{Tensor::empty({batch, seq}, DType::i32), Tensor::empty({batch, seq}, DType::i32)};
+  for (std::int64_t b = 0; b < batch; ++b)
+    for (std::int64_t t = 0; t < seq; ++t) {
+      out.ids.data<std::int32_t>()[b * seq + t] = rows.data<std::int32_t>()[b * (seq + 1) + t];
+      out.labels.data<std::int32_t>()[b * seq + t] = rows.data<std::int32_t>()[b * (seq + 1) + t + 1];
+    }
+  return out;
+}
+
+}  // namespace
+
+int bench_command(const std::vector<std::string>& args) {
+  const CommandLine cl = CommandLine::parse(
+      "bench", args,
+      {{"steps", true, "timed iterations (default 10)"},
+       {"warmup", true, "untimed iterations first (default 3)"}});
+  RT_REQUIRE(cl.positional.size() <= 1, "ratrain bench takes at most one config file, got ",
+             cl.positional.size(), " positional arguments");
+  RunConfig config = load_run_config(cl.positional.empty() ? "" : cl.positional[0], cl.overrides);
+  RT_REQUIRE(config.model.vocab_size > 0, "ratrain bench draws synthetic tokens, so it needs "
+             "model.vocab_size > 0 (got ", config.model.vocab_size, ")");
+  validate_run_config(config);
+  const auto steps = static_cast<int>(cl.real_flag_or("steps", 10));
+  const auto warmup = static_cast<int>(cl.real_flag_or("warmup", 3));
+  RT_REQUIRE(steps >= 1 && warmup >= 0, "--steps must be >= 1 and --warmup >= 0");
+
+  const ParallelContext ctx = ParallelContext::single_process();
+  std::unique_ptr<RatLM> model = build_model(config);
+  AdamW optimizer(model->params(), config.optim, ctx);
+  Trainer trainer(*model, optimizer, config.lr, config.train.schedule, config.train.micro_batch);
+  const SyntheticBatch batch =
+      synthetic_batch(config.train.batch_size, config.train.seq_len, config.model.vocab_size);
+
+  const Device device = config.train.device;
+  const double peak = measured_gemm_rate(config.train.dtype, device);
+  double flops_per_token = 0;
+  for (AttentionMode mode : schedule_modes(config.train.schedule))
+    flops_per_token += training_flops_per_token(config.model, config.train.seq_len, mode);
+  const std::int64_t tokens = config.train.batch_size * config.train.seq_len;
+  log_info("bench: ", config.model.num_parameters(), " parameters, schedule ",
+           schedule_name(config.train.schedule), ", ", config.train.batch_size, " x ",
+           config.train.seq_len, " tokens per iteration (micro-batch ", config.train.micro_batch,
+           ", recompute ", config.train.recompute ? "on" : "off", "), ", device_name(device), " ",
+           dtype_name(config.train.dtype), "; ", warmup, " warm-up + ", steps, " timed iterations");
+
+  std::vector<double> times;
+  double last_loss = 0;
+  for (int i = 0; i < warmup + steps; ++i) {
+    const auto start = Clock::now();
+    const IterationResult r = trainer.step(batch.ids, batch.labels);
+    const double s = seconds_since(start);
+    last_loss = r.steps.back().loss;
+    if (i >= warmup) times.push_back(s);
+    log_info("  iteration ", i + 1, "/", warmup + steps, i < warmup ? " (warm-up)" : "", ": ",
+             s * 1e3, " ms, loss ", last_loss);
+  }
+  const double step_s = median(times);
+  const double flops = flops_per_token * static_cast<double>(tokens);
+  const double mfu = flops / step_s / peak;
+  const std::int64_t peak_bytes = memory_stats(device).peak_bytes;
+  log_info("bench: median ", step_s * 1e3, " ms per iteration, ", static_cast<double>(tokens) / step_s,
+           " tokens/s, ", flops / step_s / 1e12, " model TFLOP/s; measured GEMM ", peak / 1e12,
+           " TFLOP/s; MFU ", mfu * 100, " %; peak memory ", static_cast<double>(peak_bytes) / (1 << 30),
+           " GiB");
+
+  JsonLine record;
+  record.add("part", "d")
+      .add("case", "step " + schedule_name(config.train.schedule) + " T=" +
+                       std::to_string(config.train.seq_len) + " B=" + std::to_string(config.train.batch_size))
+      .add("side", "ours")
+      .add("impl", "ratrain")
+      .add("ms", step_s * 1e3)
+      .add("tokens_per_s", static_cast<double>(tokens) / step_s)
+      .add("flops", flops)
+      .add("tflops", flops / step_s / 1e12)
+      .add("gemm_tflops", peak / 1e12)
+      .add("mfu", mfu)
+      .add("peak_bytes", peak_bytes)
+      .add("loss", last_loss);
+  std::printf("%s\n", record.str().c_str());
+  return 0;
+}
+
+}  // namespace ratrain
