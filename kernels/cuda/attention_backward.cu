@@ -17,7 +17,7 @@
 #include "kernels/cuda/attention_backward_mma.cuh"
 #include "kernels/cuda/attention_backward_simt.cuh"
 #include "kernels/cuda/cuda_ops.hpp"
-#include "kernels/cuda/elementwise.cuh"
+#include "runtime/cuda_elementwise.cuh"
 
 namespace ratrain::cuda {
 namespace {

@@ -7,7 +7,7 @@
 // These ops are bandwidth-bound (2-5 bytes moved per FLOP); fusing them into the
 // neighbouring GEMM epilogues is the later step that removes their round trips.
 #include "kernels/cuda/cuda_ops.hpp"
-#include "kernels/cuda/elementwise.cuh"
+#include "runtime/cuda_elementwise.cuh"
 #include "kernels/cuda/storage.cuh"
 #include "runtime/cuda_check.hpp"
 

@@ -27,7 +27,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_ops.hpp"
-#include "kernels/cuda/elementwise.cuh"
+#include "runtime/cuda_elementwise.cuh"
 #include "kernels/cuda/storage.cuh"
 #include "runtime/cuda_check.hpp"
 

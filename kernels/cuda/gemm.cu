@@ -3,7 +3,6 @@
 // per shape is a later optimisation once the step is launch-bound).
 #include <cublasLt.h>
 
-#include <mutex>
 #include <utility>
 
 #include "kernels/cuda/cuda_ops.hpp"

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_ops.hpp"
-#include "kernels/cuda/elementwise.cuh"
+#include "runtime/cuda_elementwise.cuh"
 #include "kernels/cuda/storage.cuh"
 
 namespace ratrain::cuda {

@@ -1,6 +1,10 @@
-// The grid-stride element-wise launcher shared by the CUDA op families: a functor
-// op(i) states one element's formula and launch_elementwise applies it to [0, n).
+// Device-side building blocks shared by runtime/ and kernels/cuda: the fp32 view of the
+// storage types (f32 and bf16; arithmetic always in fp32) and the grid-stride
+// element-wise launcher (a functor op(i) states one element's formula and
+// launch_elementwise applies it to [0, n)).
 #pragma once
+
+#include <cuda_bf16.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -8,6 +12,14 @@
 #include "runtime/cuda_check.hpp"
 
 namespace ratrain::cuda {
+
+__device__ inline float to_float(float v) { return v; }
+__device__ inline float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> __device__ T from_float(float v);
+template <> __device__ inline float from_float<float>(float v) { return v; }
+template <> __device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16(v);  // round to nearest even, as runtime/dtype.hpp's bf16
+}
 
 struct ElementwiseLaunch {
   static constexpr int kThreads = 256;
