@@ -6,8 +6,8 @@
 //
 // Three steps on the stream:
 //   1. delta (B, H, T) f32 = dout . out per row (one warp per row);
-//   2. the key-major kernel (tensor cores for bf16 with dh 64 or 128, else CUDA cores;
-//      see attention_rule.cuh): dk, dv written once per row by the CTA owning the key;
+//   2. the key-major kernel (for bf16: warpgroup MMA for dh 128, mma.sync for dh 64;
+//      else CUDA cores; see attention_rule.cuh): dk, dv written once per row by the CTA owning the key;
 //      dq accumulated in fp32 with atomics, straight into dq when it is f32, else into
 //      an f32 scratch buffer. dq is therefore not bitwise deterministic (the order in
 //      which key tiles add to a row varies); dk and dv are.
@@ -16,6 +16,7 @@
 
 #include "kernels/cuda/attention_backward_mma.cuh"
 #include "kernels/cuda/attention_backward_simt.cuh"
+#include "kernels/cuda/attention_backward_wgmma.cuh"
 #include "kernels/cuda/cuda_ops.hpp"
 #include "runtime/cuda_elementwise.cuh"
 
@@ -54,12 +55,11 @@ struct RoundAccumulator {
   __device__ void operator()(std::int64_t i) const { out[i] = from_float<T>(acc[i]); }
 };
 
-template <int kD>
-void launch_backward_mma(const BackwardArgs<__nv_bfloat16>& args, cudaStream_t stream) {
-  using Cfg = MmaBackwardConfig<kD>;
+template <typename Cfg, typename Kernel>
+void launch_backward_tensor_cores(Kernel kernel, const BackwardArgs<__nv_bfloat16>& args,
+                                  cudaStream_t stream) {
   const int key_tiles = BackwardPlan::of(args.keys, Cfg::kBlockN).tiles();
-  launch_attention_kernel(attention_backward_mma_kernel<kD>,
-                          attention_grid(args.shape, key_tiles, kOp), Cfg::kThreads,
+  launch_attention_kernel(kernel, attention_grid(args.shape, key_tiles, kOp), Cfg::kThreads,
                           Cfg::kSmemBytes, stream, args);
 }
 
@@ -106,8 +106,10 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
     bool done = false;
     if constexpr (!kF32) {
       if (mma_supports(shape, {&q, &k, &v, &dout, &dk, &dv})) {
-        if (shape.dh == 128) launch_backward_mma<128>(args, stream);
-        else launch_backward_mma<64>(args, stream);
+        if (shape.dh == WgmmaBackwardConfig::kD)
+          launch_backward_tensor_cores<WgmmaBackwardConfig>(attention_backward_wgmma_kernel, args, stream);
+        else
+          launch_backward_tensor_cores<MmaBackwardConfig<64>>(attention_backward_mma_kernel<64>, args, stream);
         done = true;
       }
     }

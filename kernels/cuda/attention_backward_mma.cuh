@@ -1,4 +1,4 @@
-// Attention backward on bf16 tensor cores (dh = kD = 64 or 128), key-major
+// Attention backward on bf16 tensor cores (dh = kD; launched for 64, dh 128 has the wgmma kernel), key-major
 // (FlashAttention-2 partitioning; tiles as in attention_rule.cuh).
 //
 // A CTA owns one key tile of kBlockN = 64 keys (BackwardPlan: compact global tiles,
@@ -20,6 +20,7 @@
 // (relative ~2^-9 per term).
 #pragma once
 
+#include "kernels/cuda/attention_backward_tile.cuh"
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/attention_mma.cuh"
 
@@ -33,8 +34,8 @@ struct MmaBackwardConfig {
   static constexpr int kBlockM = 64;  // queries per step: 2 halves of 32 (phase 1), 4 groups of 16 (phase 3)
   static constexpr int kStages = 2;   // Q/dO buffers
   static constexpr std::size_t kSmemBytes =
-      sizeof(__nv_bfloat16) *
-      (2 * kBlockN * kD + 2 * kStages * kBlockM * kD + 2 * kBlockN * kBlockM);  // K, V; Q, dO; P^T, dS^T
+      sizeof(__nv_bfloat16) * (2 * kBlockN * kD + 2 * kStages * kBlockM * kD + 2 * kBlockN * kBlockM) +
+      sizeof(float) * 2 * kStages * kBlockM;  // K, V; Q, dO; P^T, dS^T; lse, delta
 };
 
 template <int kD>
@@ -56,6 +57,8 @@ __global__ void __launch_bounds__(MmaBackwardConfig<kD>::kThreads, 1)
   bf16* s_do = s_q + Cfg::kStages * kStepElems;       // (kStages, kBlockM, kD) swizzled
   bf16* s_pt = s_do + Cfg::kStages * kStepElems;      // (kBlockN, kBlockM) swizzled: P^T
   bf16* s_dst = s_pt + Cfg::kBlockN * Cfg::kBlockM;   // (kBlockN, kBlockM) swizzled: dS^T
+  auto* s_lse = reinterpret_cast<float*>(s_dst + Cfg::kBlockN * Cfg::kBlockM);  // (kStages, kBlockM)
+  float* s_delta = s_lse + Cfg::kStages * Cfg::kBlockM;                          // (kStages, kBlockM)
 
   const AttentionShape& shape = args.shape;
   const KeySets& keys = args.keys;
@@ -79,6 +82,8 @@ __global__ void __launch_bounds__(MmaBackwardConfig<kD>::kThreads, 1)
     auto source = [&](int r) { return q0 + r < shape.seq ? q0 + r : -1; };
     mma::copy_rows_async<kD, Cfg::kBlockM, Cfg::kThreads>(s_q + stage * kStepElems, args.q + base, stride, source);
     mma::copy_rows_async<kD, Cfg::kBlockM, Cfg::kThreads>(s_do + stage * kStepElems, args.dout + base, stride, source);
+    copy_stats_async<Cfg::kBlockM>(s_lse + stage * Cfg::kBlockM, s_delta + stage * Cfg::kBlockM, lse,
+                                   delta, q0, shape.seq);
   };
   {
     auto source = [&](int r) { return r < tile.count ? tile.key(keys, r) : -1; };
@@ -88,13 +93,7 @@ __global__ void __launch_bounds__(MmaBackwardConfig<kD>::kThreads, 1)
   load_step(0, 0);
   mma::cp_async_commit();
 
-  // Keys of this lane's two rows (slots 16 group + lane/4, + 8); -1 past the tile's end.
-  int row_key[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int slot = 16 * group + lane / 4 + 8 * h;
-    row_key[h] = slot < tile.count ? tile.key(keys, slot) : -1;
-  }
+  const LaneKeys rows(tile, keys, 16 * group + lane / 4);
   const bool always_masked = tile.local || tile.count < Cfg::kBlockN;  // masks beyond j <= i
   const int last_key = tile.last_key(keys);
 
@@ -120,16 +119,6 @@ __global__ void __launch_bounds__(MmaBackwardConfig<kD>::kThreads, 1)
     const bf16* do_tile = s_do + stage * kStepElems;
 
     // ---- phase 1: keys 16 group.., queries q0 + 32 half + [0, 32) ----
-    float lse2[4][2], dlt[4][2];  // per n8 tile and column of the lane
-#pragma unroll
-    for (int nt = 0; nt < 4; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int i = q0 + 32 * half + 8 * nt + col_in_tile + e;
-        lse2[nt][e] = i < shape.seq ? lse[i] * kLog2e : 0.0f;
-        dlt[nt][e] = i < shape.seq ? delta[i] : 0.0f;
-      }
-    }
     float st[4][4] = {}, dpt[4][4] = {};
 #pragma unroll
     for (int kk = 0; kk < kKSteps; ++kk) {
@@ -145,22 +134,9 @@ __global__ void __launch_bounds__(MmaBackwardConfig<kD>::kThreads, 1)
       }
     }
     const bool masked = always_masked || q0 + Cfg::kBlockM > shape.seq || last_key > q0;
-#pragma unroll
-    for (int nt = 0; nt < 4; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int i = q0 + 32 * half + 8 * nt + col_in_tile + e;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int x = 2 * h + e;  // fragment element of row h, column e
-          const bool seen = !masked || (row_key[h] >= 0 && i < shape.seq &&
-                                        keys.visible(tile.local, i, row_key[h]));
-          const float p = seen ? exp2f(st[nt][x] * args.scale_log2 - lse2[nt][e]) : 0.0f;
-          st[nt][x] = p;
-          dpt[nt][x] = p * (dpt[nt][x] - dlt[nt][e]);
-        }
-      }
-    }
+    probabilities_and_ds(st, dpt, rows, q0 + 32 * half + col_in_tile, masked, tile, keys,
+                         s_lse + stage * Cfg::kBlockM, s_delta + stage * Cfg::kBlockM, q0,
+                         args.scale_log2);
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
@@ -218,20 +194,8 @@ __global__ void __launch_bounds__(MmaBackwardConfig<kD>::kThreads, 1)
     }
   }
 
-  // dK, dV of the keys this CTA owns: all of a global tile, the non-global ones of a local.
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int key = row_key[h];
-    if (key < 0 || (tile.local && keys.is_global(key))) continue;
-    const std::int64_t at = base + key * stride + half * (kD / 2) + col_in_tile;
-    unsigned* dk_row = reinterpret_cast<unsigned*>(args.dk + at);
-    unsigned* dv_row = reinterpret_cast<unsigned*>(args.dv + at);
-#pragma unroll
-    for (int nt = 0; nt < kHalfTiles; ++nt) {
-      dk_row[4 * nt] = mma::pack_bf16(dk[nt][2 * h] * args.scale, dk[nt][2 * h + 1] * args.scale);
-      dv_row[4 * nt] = mma::pack_bf16(dv[nt][2 * h], dv[nt][2 * h + 1]);
-    }
-  }
+  store_key_gradients(dk, dv, rows, tile.local, keys, args.dk + base, args.dv + base, stride,
+                      half * (kD / 2) + col_in_tile, args.scale);
 }
 
 }  // namespace ratrain::cuda

@@ -5,8 +5,9 @@
 // Two implementations sit behind each launcher, chosen on the host:
 //   - SIMT (attention_*_simt.cuh): CUDA cores, fp32, any even dh <= 256, f32 or bf16
 //     storage. The reference-grade path (f32 model tests compare it at 1e-4).
-//   - MMA (attention_*_mma.cuh): bf16 tensor cores (mma.sync m16n8k16, fp32
-//     accumulators), dh = 64 or 128, bf16 storage with 16-byte aligned operands.
+//   - tensor cores, bf16 storage with 16-byte aligned operands, fp32 accumulators:
+//     dh = 128 on Hopper warpgroup MMA (attention_*_wgmma.cuh), dh = 64 on mma.sync
+//     m16n8k16 (attention_*_mma.cuh).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -76,7 +77,7 @@ inline AttentionShape attention_shape(const Tensor& q, const char* op) {
           static_cast<int>(dh)};
 }
 
-// The MMA kernels read rows with 16-byte cp.async and are compiled for dh 64 and 128.
+// The tensor-core kernels read rows with 16-byte cp.async and are compiled for dh 64 and 128.
 inline bool mma_supports(const AttentionShape& shape, std::initializer_list<const Tensor*> operands) {
   if (shape.dh != 64 && shape.dh != 128) return false;
   for (const Tensor* t : operands)

@@ -3,14 +3,15 @@
 // (f32, natural log), the function of kernels/cpu/attention.cpp.
 // q, k, v, out: (B, T, H, dh) bf16 or f32; lse (B, H, T) f32.
 //
-// The launcher picks the kernel: bf16 with dh 64 or 128 (16-byte aligned operands) ->
-// tensor cores (attention_forward_mma.cuh); anything else -> CUDA cores
-// (attention_forward_simt.cuh). Both walk the same tile decomposition of the rule
-// (attention_rule.cuh).
+// The launcher picks the kernel: bf16 with 16-byte aligned operands and dh 128 ->
+// Hopper warpgroup MMA (attention_forward_wgmma.cuh), dh 64 -> mma.sync tensor cores
+// (attention_forward_mma.cuh); anything else -> CUDA cores (attention_forward_simt.cuh).
+// All walk the same tile decomposition of the rule (attention_rule.cuh).
 #include <cmath>
 
 #include "kernels/cuda/attention_forward_mma.cuh"
 #include "kernels/cuda/attention_forward_simt.cuh"
+#include "kernels/cuda/attention_forward_wgmma.cuh"
 #include "kernels/cuda/cuda_ops.hpp"
 
 namespace ratrain::cuda {
@@ -18,12 +19,11 @@ namespace {
 
 constexpr const char* kOp = "attention_forward";
 
-template <int kD>
-void launch_forward_mma(const ForwardArgs<__nv_bfloat16>& args, cudaStream_t stream) {
-  using Cfg = MmaForwardConfig<kD>;
+template <typename Cfg, typename Kernel>
+void launch_forward_tensor_cores(Kernel kernel, const ForwardArgs<__nv_bfloat16>& args,
+                                 cudaStream_t stream) {
   const int query_tiles = (args.shape.seq + Cfg::kBlockM - 1) / Cfg::kBlockM;
-  launch_attention_kernel(attention_forward_mma_kernel<kD>,
-                          attention_grid(args.shape, query_tiles, kOp), Cfg::kThreads,
+  launch_attention_kernel(kernel, attention_grid(args.shape, query_tiles, kOp), Cfg::kThreads,
                           Cfg::kSmemBytes, stream, args);
 }
 
@@ -52,8 +52,9 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
                               shape,      keys,       scale_log2};
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
       if (mma_supports(shape, {&q, &k, &v, &out})) {
-        if (shape.dh == 128) return launch_forward_mma<128>(args, stream);
-        return launch_forward_mma<64>(args, stream);
+        if (shape.dh == WgmmaForwardConfig::kD)
+          return launch_forward_tensor_cores<WgmmaForwardConfig>(attention_forward_wgmma_kernel, args, stream);
+        return launch_forward_tensor_cores<MmaForwardConfig<64>>(attention_forward_mma_kernel<64>, args, stream);
       }
     }
     launch_forward_simt(args, stream);

@@ -1,4 +1,4 @@
-// Attention forward on bf16 tensor cores (dh = kD = 64 or 128), FlashAttention-2
+// Attention forward on bf16 tensor cores (dh = kD; launched for 64, dh 128 has the wgmma kernel), FlashAttention-2
 // partitioning.
 //
 // A CTA owns kBlockM = 128 queries of one (b, h) pair (the latest query tiles, which
@@ -8,16 +8,16 @@
 // QueryTilePlan (local tiles, then compact global tiles read by stride) through a
 // cp.async double buffer, so tile t+1 loads while tile t is computed:
 //   S = Q K^T (mma, fp32)            16 x 64 per warp, 8 n8 tiles
-//   mask (local tiles, partial tiles and tiles reaching past the first query only)
-//   online softmax in base 2: scores times log2(e)/sqrt(dh); the row max is shared by
-//   the quad of lanes holding a row (shuffles), the row sum stays per lane until the end
+//   mask (local tiles, partial tiles and tiles reaching past the first query only) and
+//   online softmax (attention_softmax.cuh)
 //   O = O 2^(m_old - m_new) + P V    P rounded to bf16 in registers (accumulators_to_a)
-// At the end O / l goes out as bf16 and lse = (m + log2 l) ln 2 as f32. The sum l adds
+// At the end O / l goes out as bf16 and lse as f32. The sum l adds
 // the fp32 probabilities, P V uses their bf16 roundings (as FlashAttention does).
 #pragma once
 
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/attention_mma.cuh"
+#include "kernels/cuda/attention_softmax.cuh"
 
 namespace ratrain::cuda {
 
@@ -70,12 +70,9 @@ __global__ void __launch_bounds__(MmaForwardConfig<kD>::kThreads, 1)
   load_keys(0, 0);  // plan.tiles >= 1: every query sees itself
   mma::cp_async_commit();
 
-  // This lane's rows: c0, c1 of every fragment are row i_lo, c2, c3 row i_lo + 8.
-  const int i_lo = q0 + warp * 16 + lane / 4;
-  const int col_in_tile = 2 * (lane % 4);  // first of the lane's two columns in an n8 tile
   unsigned q_frag[kKSteps][4];
   float o[kOutTiles][4] = {};
-  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
+  OnlineSoftmax<kScoreTiles, kOutTiles> softmax(q0 + warp * 16 + lane / 4, lane);
 
   for (int t = 0; t < plan.tiles; ++t) {
     const int stage = t % Cfg::kStages;
@@ -103,51 +100,10 @@ __global__ void __launch_bounds__(MmaForwardConfig<kD>::kThreads, 1)
     }
 
     const KeyTile tile = plan.tile(t, Cfg::kBlockN);
-    const bool masked = tile.local || tile.count < Cfg::kBlockN || tile.last_key(keys) > q0;
-#pragma unroll
-    for (int nt = 0; nt < kScoreTiles; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        s[nt][e] *= args.scale_log2;
-        s[nt][2 + e] *= args.scale_log2;
-        if (masked) {
-          const int slot = 8 * nt + col_in_tile + e;
-          const bool valid = slot < tile.count;
-          const int j = valid ? tile.key(keys, slot) : 0;
-          if (!valid || !keys.visible(tile.local, i_lo, j)) s[nt][e] = -INFINITY;
-          if (!valid || !keys.visible(tile.local, i_lo + 8, j)) s[nt][2 + e] = -INFINITY;
-        }
-      }
-    }
-
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {  // row i_lo, then i_lo + 8
-      float tile_max = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < kScoreTiles; ++nt)
-        tile_max = fmaxf(tile_max, fmaxf(s[nt][2 * half], s[nt][2 * half + 1]));
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
-      const float m_new = fmaxf(row_max[half], tile_max);
-      const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // all masked so far: no NaN
-      const float correction = exp2f(row_max[half] - m_use);
-      row_max[half] = m_new;
-      row_sum[half] *= correction;
-#pragma unroll
-      for (int nt = 0; nt < kOutTiles; ++nt) {
-        o[nt][2 * half] *= correction;
-        o[nt][2 * half + 1] *= correction;
-      }
-#pragma unroll
-      for (int nt = 0; nt < kScoreTiles; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const float p = exp2f(s[nt][2 * half + e] - m_use);
-          s[nt][2 * half + e] = p;
-          row_sum[half] += p;
-        }
-      }
-    }
+    softmax.scale_and_mask(s, args.scale_log2,
+                           tile.local || tile.count < Cfg::kBlockN || tile.last_key(keys) > q0,
+                           tile, keys);
+    softmax.rescale(o, softmax.update(s));
 
     // O += P V: P (16 x 64) as 4 A fragments, V (64 x kD) row-major = (k x n).
 #pragma unroll
@@ -165,20 +121,7 @@ __global__ void __launch_bounds__(MmaForwardConfig<kD>::kThreads, 1)
     __syncthreads();  // stage is reloaded by the next iteration's prefetch
   }
 
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    float sum = row_sum[half];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const int i = i_lo + 8 * half;
-    if (i >= q1) continue;
-    const float inv = 1.0f / sum;  // sum >= 1: the row max contributes 2^0
-    unsigned* out_row = reinterpret_cast<unsigned*>(args.out + base + i * stride + col_in_tile);
-#pragma unroll
-    for (int nt = 0; nt < kOutTiles; ++nt)
-      out_row[4 * nt] = mma::pack_bf16(o[nt][2 * half] * inv, o[nt][2 * half + 1] * inv);
-    if (lane % 4 == 0) args.lse[shape.stat_base(bh) + i] = (row_max[half] + log2f(sum)) * kLn2;
-  }
+  softmax.store(o, args.out + base, stride, args.lse + shape.stat_base(bh), q1, lane);
 }
 
 }  // namespace ratrain::cuda

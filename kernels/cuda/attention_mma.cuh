@@ -44,6 +44,12 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool val
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)),
                "l"(src), "r"(valid ? 16 : 0));
 }
+// 4-byte global -> shared copy (statistics rows, whose starts are only 4-byte aligned),
+// zero-filled when !valid.
+__device__ __forceinline__ void cp_async_4(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(shared_address(dst)), "l"(src),
+               "r"(valid ? 4 : 0));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 // Waits until at most `kPending` of this thread's committed groups are in flight.
 template <int kPending>
@@ -51,11 +57,13 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
-// Copies kRows rows of kCols bf16 into a swizzled tile: tile row r from row
-// source_row(r) of `head` (rows `stride` elements apart), zeros where source_row(r) < 0.
-// Called by all kThreads threads of the block; completes at the next cp_async_wait.
-template <int kCols, int kRows, int kThreads, typename SourceRow>
-__device__ __forceinline__ void copy_rows_async(bf16* tile, const bf16* head, std::int64_t stride,
+// Copies kRows rows of kCols bf16 into a tile: element chunk c (8 columns) of tile row r
+// goes to tile + tile_offset(r, c), from row source_row(r) of `head` (rows `stride`
+// elements apart), zeros where source_row(r) < 0. Called by all kThreads threads of the
+// block; completes at the next cp_async_wait.
+template <int kCols, int kRows, int kThreads, typename TileOffset, typename SourceRow>
+__device__ __forceinline__ void copy_rows_async(bf16* tile, TileOffset&& tile_offset,
+                                                const bf16* head, std::int64_t stride,
                                                 SourceRow&& source_row) {
   constexpr int kChunks = kCols / 8;
   static_assert((kRows * kChunks) % kThreads == 0, "every thread copies the same number of chunks");
@@ -65,8 +73,15 @@ __device__ __forceinline__ void copy_rows_async(bf16* tile, const bf16* head, st
     const int r = c / kChunks, chunk = c % kChunks;
     const int source = source_row(r);
     const bf16* src = head + (source >= 0 ? source * stride : 0) + chunk * 8;
-    cp_async_16(tile + swizzled<kCols>(r, chunk), src, source >= 0);
+    cp_async_16(tile + tile_offset(r, chunk), src, source >= 0);
   }
+}
+// The same into a swizzled row-major tile (the layout of the ldmatrix loads below).
+template <int kCols, int kRows, int kThreads, typename SourceRow>
+__device__ __forceinline__ void copy_rows_async(bf16* tile, const bf16* head, std::int64_t stride,
+                                                SourceRow&& source_row) {
+  copy_rows_async<kCols, kRows, kThreads>(
+      tile, [](int r, int chunk) { return swizzled<kCols>(r, chunk); }, head, stride, source_row);
 }
 
 __device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const bf16* p) {

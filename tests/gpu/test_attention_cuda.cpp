@@ -43,6 +43,7 @@ const AttentionCase kCases[] = {
     {"dense_1x300x2x32", Sparsity::dense(), {1, 300, 2, 32}},
     {"dense_2x1000x3x64", Sparsity::dense(), {2, 1000, 3, 64}},
     {"dense_1x1537x2x128", Sparsity::dense(), {1, 1537, 2, 128}},
+    {"dense_2x700x3x128", Sparsity::dense(), {2, 700, 3, 128}},
     {"d4w0p0_1x1x1x16", {4, 0, 0}, {1, 1, 1, 16}},
     {"d4w0p0_2x64x4x16", {4, 0, 0}, {2, 64, 4, 16}},
     {"d4w2p6_1x300x2x32", {4, 2, 6}, {1, 300, 2, 32}},
@@ -173,8 +174,9 @@ void check_tiling(const Sparsity& rule, int seq, int block_m, int block_n) {
     for (int j = 0; j < seq; ++j) ASSERT_EQ(covered(i, j), is_visible(rule, i, j) ? 1 : 0) << where(i, j);
 }
 
-// (queries, keys) per tile: SIMT forward and backward, MMA forward, MMA backward.
-constexpr std::pair<int, int> kTileSizes[] = {{32, 32}, {128, 64}, {64, 64}};
+// (queries, keys) per tile: SIMT forward and backward, mma.sync forward, mma.sync
+// backward, wgmma forward, wgmma backward.
+constexpr std::pair<int, int> kTileSizes[] = {{32, 32}, {128, 64}, {64, 64}, {128, 128}, {64, 128}};
 
 TEST(AttentionTiling, CoversEveryVisiblePairOnce) {
   for (const int d : {1, 2, 4, 16, 64, 200, -1})
