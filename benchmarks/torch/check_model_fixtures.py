@@ -63,8 +63,12 @@ def check_fixture(h5py, path: str) -> dict:
 
 
 def main() -> None:
+    # As for the C++ tests: an explicit argument, else $RATRAIN_FIXTURES_DIR, else the
+    # shared fixtures beside the checkout.
+    candidates = [os.environ["RATRAIN_FIXTURES_DIR"]] if os.environ.get("RATRAIN_FIXTURES_DIR") else []
+    candidates += DEFAULT_DIRS
     directory = sys.argv[1] if len(sys.argv) > 1 else next(
-        (d for d in DEFAULT_DIRS if os.path.isdir(d)), DEFAULT_DIRS[0])
+        (d for d in candidates if os.path.isdir(d)), candidates[0])
     base = {"part": "d", "side": "check", "impl": "ratplus_model.py"}
     try:
         import h5py
