@@ -94,6 +94,41 @@ struct KeySets {
   }
 };
 
+// Which keys of a contiguous (local) tile of at most kMaxKeys keys from `first` are
+// global: bit s of word[s / 32] for key first + s. Built once per tile, so that masking
+// a local tile tests one bit per key instead of dividing by D.
+struct GlobalKeyBits {
+  static constexpr int kMaxKeys = 128;
+  unsigned word[kMaxKeys / 32];
+
+  RT_HOST_DEVICE static GlobalKeyBits of(const KeySets& s, int first) {
+    GlobalKeyBits bits{};
+    const int end = first + kMaxKeys;
+    bits.set_first((s.prefix < end ? s.prefix : end) - first);  // the prefix, if it reaches the tile
+    if (s.stride > 0) {
+      int j = s.first_end;
+      if (j < first) j += (first - j + s.stride - 1) / s.stride * s.stride;  // first chunk end >= first
+      for (; j < end; j += s.stride) {
+        // Static word indices keep the words in registers on the GPU.
+        for (int w = 0; w < kMaxKeys / 32; ++w)
+          if ((j - first) / 32 == w) bits.word[w] |= 1u << ((j - first) % 32);
+      }
+    }
+    return bits;
+  }
+  RT_HOST_DEVICE bool test(int slot) const { return (word[slot / 32] >> (slot % 32)) & 1u; }
+
+ private:
+  // Sets slots [0, n) (nothing when n <= 0).
+  RT_HOST_DEVICE void set_first(int n) {
+    for (int w = 0; w < kMaxKeys / 32; ++w) {
+      const int count = n - 32 * w;
+      if (count >= 32) word[w] = ~0u;
+      else if (count > 0) word[w] = (1u << count) - 1u;
+    }
+  }
+};
+
 // A tile of keys: `count` contiguous local keys from `first`, or `count` global keys
 // with compact indices from `first`.
 struct KeyTile {

@@ -31,6 +31,9 @@ struct OnlineSoftmax {
   // -inf. `masked` = false promises that every (row, key) of the tile is visible.
   __device__ void scale_and_mask(float (&s)[kScoreTiles][4], float scale_log2, bool masked,
                                  const KeyTile& tile, const KeySets& keys) const {
+    static_assert(8 * kScoreTiles <= GlobalKeyBits::kMaxKeys, "key tiles of at most 128 keys");
+    // A local tile excludes its global keys: one bit test per key (the same for both rows).
+    const GlobalKeyBits globals = masked && tile.local ? GlobalKeyBits::of(keys, tile.first) : GlobalKeyBits{};
 #pragma unroll
     for (int nt = 0; nt < kScoreTiles; ++nt) {
 #pragma unroll
@@ -38,11 +41,13 @@ struct OnlineSoftmax {
         s[nt][e] *= scale_log2;
         s[nt][2 + e] *= scale_log2;
         if (masked) {
-          const int slot = 8 * nt + col_in_tile + e;
-          const bool valid = slot < tile.count;
-          const int j = valid ? tile.key(keys, slot) : 0;
-          if (!valid || !keys.visible(tile.local, i_lo, j)) s[nt][e] = -INFINITY;
-          if (!valid || !keys.visible(tile.local, i_lo + 8, j)) s[nt][2 + e] = -INFINITY;
+          const int slot = 8 * nt + col_in_tile + e;  // word nt / 4 of the bits: known at compile time
+          const bool column = slot < tile.count && !((globals.word[nt / 4] >> (slot % 32)) & 1u);
+          const int j = column ? tile.key(keys, slot) : 0;
+          // Rows: causal, and within the window for a local tile.
+          const auto row_sees = [&](int i) { return j <= i && (!tile.local || i - j <= keys.window); };
+          if (!column || !row_sees(i_lo)) s[nt][e] = -INFINITY;
+          if (!column || !row_sees(i_lo + 8)) s[nt][2 + e] = -INFINITY;
         }
       }
     }

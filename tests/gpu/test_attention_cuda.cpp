@@ -186,5 +186,19 @@ TEST(AttentionTiling, CoversEveryVisiblePairOnce) {
           for (const auto& [block_m, block_n] : kTileSizes) check_tiling({d, w, p}, seq, block_m, block_n);
 }
 
+// The per-tile bits of global keys (the mask of local tiles) agree with is_global, for
+// tiles starting anywhere, including inside the prefix and before the first chunk end.
+TEST(AttentionTiling, GlobalKeyBitsMatchIsGlobal) {
+  for (const int d : {2, 3, 16, 64, 200, -1})
+    for (const int p : {0, 3, 70, 500})
+      for (const int first : {0, 1, 31, 64, 69, 130, 449, 1000}) {
+        const auto keys = cuda::KeySets::of({d, 5, p}, 2048);
+        const auto bits = cuda::GlobalKeyBits::of(keys, first);
+        for (int slot = 0; slot < cuda::GlobalKeyBits::kMaxKeys; ++slot)
+          ASSERT_EQ(bits.test(slot), keys.is_global(first + slot))
+              << "D=" << d << " P=" << p << " first=" << first << " slot=" << slot;
+      }
+}
+
 }  // namespace
 }  // namespace ratrain
