@@ -7,7 +7,8 @@
 // Three steps on the stream:
 //   1. delta (B, H, T) f32 = dout . out per row (one warp per row);
 //   2. the key-major kernel (for bf16: warpgroup MMA for dh 128, mma.sync for dh 64;
-//      else CUDA cores; see attention_rule.cuh): dk, dv written once per row by the CTA owning the key;
+//      else CUDA cores; see attention_rule.cuh): dk, dv written once per row by the CTA
+//      owning the key;
 //      dq accumulated in fp32 with atomics, straight into dq when it is f32, else into
 //      an f32 scratch buffer. dq is therefore not bitwise deterministic (the order in
 //      which key tiles add to a row varies); dk and dv are.

@@ -1,5 +1,6 @@
-// Attention backward on bf16 tensor cores (dh = kD; launched for 64, dh 128 has the wgmma kernel), key-major
-// (FlashAttention-2 partitioning; tiles as in attention_rule.cuh).
+// Attention backward on bf16 mma.sync tensor cores (dh = kD; launched for 64, dh 128 has
+// the wgmma kernel), key-major (FlashAttention-2 partitioning; tiles as in
+// attention_rule.cuh).
 //
 // A CTA owns one key tile of kBlockN = 64 keys (BackwardPlan: compact global tiles,
 // heaviest first, then contiguous local tiles). K and V stay in shared memory; each

@@ -1,5 +1,5 @@
-// Attention forward on bf16 tensor cores (dh = kD; launched for 64, dh 128 has the wgmma kernel), FlashAttention-2
-// partitioning.
+// Attention forward on bf16 mma.sync tensor cores (dh = kD; launched for 64, dh 128 has
+// the wgmma kernel), FlashAttention-2 partitioning.
 //
 // A CTA owns kBlockM = 128 queries of one (b, h) pair (the latest query tiles, which
 // see the most keys, are scheduled first); each of its 8 warps owns 16 query rows and

@@ -14,7 +14,7 @@
 // second product is in flight; O is rescaled for tile t once that product has landed.
 // So the tensor cores work during the softmax. Tile t+1 is prefetched during iteration
 // t into the stage that P_{t-2} V_{t-2} released, hence 3 stages.
-// Registers per thread: O and S 64 floats each, P of two tiles 32 + 32.
+// Registers per thread: O and S 64 floats each, P (of tile t-1) 32.
 // At the end O / l goes out as bf16 and lse as f32.
 #pragma once
 
