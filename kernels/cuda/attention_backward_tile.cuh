@@ -58,7 +58,7 @@ __device__ __forceinline__ void probabilities_and_ds(float (&st)[kTiles][4], flo
       for (int h = 0; h < 2; ++h) {
         const int x = 2 * h + e;  // fragment element of row h, column e
         const bool seen = !masked || (rows.key[h] >= 0 && in_range && keys.visible(tile.local, i, rows.key[h]));
-        const float p = seen ? exp2f(st[nt][x] * scale_log2 - lse2) : 0.0f;
+        const float p = seen ? fast_exp2(fmaf(st[nt][x], scale_log2, -lse2)) : 0.0f;
         st[nt][x] = p;
         dpt[nt][x] = p * (dpt[nt][x] - dlt);
       }

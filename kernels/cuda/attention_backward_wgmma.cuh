@@ -14,10 +14,13 @@
 //   dQ[:, 64w..64w+63] = dS K     8 x m64n64k16 over all 128 keys: dS^T read MN-major
 //                                 (the "transposed A"), K MN-major (dh block w)
 //   dQ added to the fp32 accumulator with float2 atomics (not bitwise deterministic:
-//   key tiles meet in a dq row in a varying order). Staging dQ in shared memory (two
-//   buffers) and adding 256-byte rows with cp.reduce.async.bulk measured the same
-//   within 5 % either way (T = 4K: 241 against 229 TFLOP/s, T = 16K: 303 against 313),
-//   so the simpler atomics stay.
+//   key tiles meet in a dq row in a varying order). Measured alternatives (H100, dense,
+//   T = 4K / 16K backward): staging dQ in shared memory and adding 256-byte rows with
+//   cp.reduce.async.bulk, within 5 %; staging whole 16 KiB half tiles in register order
+//   (conflict-free stores, one bulk reduce-add per warpgroup and step into a tiled
+//   accumulator), equal within 1 % (231 / 326 TFLOP/s both). Dropping the adds
+//   altogether gives +30 % / +12 %: the cost is the L2 reduction traffic itself
+//   (32 KiB per CTA and step), not how it is issued, so the simpler atomics stay.
 // lse and delta of each query step are staged in shared memory with the Q and dO
 // copies (read from global memory after the S^T product, their latency cost a third
 // of the backward's speed).

@@ -100,10 +100,9 @@ __global__ void __launch_bounds__(MmaForwardConfig<kD>::kThreads, 1)
     }
 
     const KeyTile tile = plan.tile(t, Cfg::kBlockN);
-    softmax.scale_and_mask(s, args.scale_log2,
-                           tile.local || tile.count < Cfg::kBlockN || tile.last_key(keys) > q0,
-                           tile, keys);
-    softmax.rescale(o, softmax.update(s));
+    softmax.mask(s, tile.local || tile.count < Cfg::kBlockN || tile.last_key(keys) > q0,
+                 tile, keys);
+    softmax.rescale(o, softmax.update(s, args.scale_log2));
 
     // O += P V: P (16 x 64) as 4 A fragments, V (64 x kD) row-major = (k x n).
 #pragma unroll
@@ -121,7 +120,8 @@ __global__ void __launch_bounds__(MmaForwardConfig<kD>::kThreads, 1)
     __syncthreads();  // stage is reloaded by the next iteration's prefetch
   }
 
-  softmax.store(o, args.out + base, stride, args.lse + shape.stat_base(bh), q1, lane);
+  softmax.store(o, args.out + base, stride, args.lse + shape.stat_base(bh), q1, lane,
+                args.scale_log2);
 }
 
 }  // namespace ratrain::cuda

@@ -109,10 +109,9 @@ __global__ void __launch_bounds__(WgmmaForwardConfig::kThreads, 1)
     }
 
     const KeyTile tile = plan.tile(t, Cfg::kBlockN);
-    softmax.scale_and_mask(s, args.scale_log2,
-                           tile.local || tile.count < Cfg::kBlockN || tile.last_key(keys) > q0,
-                           tile, keys);
-    const auto correction = softmax.update(s);
+    softmax.mask(s, tile.local || tile.count < Cfg::kBlockN || tile.last_key(keys) > q0,
+                 tile, keys);
+    const auto correction = softmax.update(s, args.scale_log2);
     wgmma::wait<0>();  // P_{t-1} V_{t-1} is in O: p may be overwritten, O rescaled
 #pragma unroll
     for (int kk = 0; kk < kPvSteps; ++kk) mma::accumulators_to_a(p[kk], s[2 * kk], s[2 * kk + 1]);
@@ -128,7 +127,8 @@ __global__ void __launch_bounds__(WgmmaForwardConfig::kThreads, 1)
     wgmma::wait<0>();
   }
 
-  softmax.store(o, args.out + base, stride, args.lse + shape.stat_base(bh), q1, lane);
+  softmax.store(o, args.out + base, stride, args.lse + shape.stat_base(bh), q1, lane,
+                args.scale_log2);
 }
 
 }  // namespace ratrain::cuda

@@ -4,9 +4,10 @@
 // (elements 0, 1 of row i_lo; 2, 3 of row i_lo + 8). The four lanes of a quad share
 // their rows.
 //
-// In base 2: scores are multiplied by log2(e)/sqrt(dh) and exponentiated with exp2f.
-// The row max is shared by the quad (shuffles); the row sum stays per lane until the
-// end. Output accumulators are rescaled by 2^(m_old - m_new) when the max grows; update
+// In base 2: p = 2^(s c - m c) with c = log2(e)/sqrt(dh), one fused multiply-add and
+// one fast_exp2 per score; the running max m is kept on raw scores (c > 0). The row
+// max is shared by the quad (shuffles); the row sum stays per lane until the end.
+// Output accumulators are rescaled by 2^((m_old - m_new) c) when the max grows; update
 // and rescale are separate so that a kernel may rescale after an earlier tile's P V
 // product, still in flight during update, has landed. A row
 // whose keys so far are all masked keeps m = -inf and exponentiates against 0, so that
@@ -27,40 +28,37 @@ struct OnlineSoftmax {
 
   __device__ OnlineSoftmax(int first_row, int lane) : i_lo(first_row), col_in_tile(2 * (lane % 4)) {}
 
-  // Scales raw scores s = q.k of key tile `tile` and sets invisible or missing keys to
+  // Sets the raw scores s = q.k of key tile `tile` of invisible or missing keys to
   // -inf. `masked` = false promises that every (row, key) of the tile is visible.
-  __device__ void scale_and_mask(float (&s)[kScoreTiles][4], float scale_log2, bool masked,
-                                 const KeyTile& tile, const KeySets& keys) const {
+  __device__ void mask(float (&s)[kScoreTiles][4], bool masked, const KeyTile& tile,
+                       const KeySets& keys) const {
+    if (!masked) return;
     static_assert(8 * kScoreTiles <= GlobalKeyBits::kMaxKeys, "key tiles of at most 128 keys");
     // A local tile excludes its global keys: one bit test per key (the same for both rows).
-    const GlobalKeyBits globals = masked && tile.local ? GlobalKeyBits::of(keys, tile.first) : GlobalKeyBits{};
+    const GlobalKeyBits globals = tile.local ? GlobalKeyBits::of(keys, tile.first) : GlobalKeyBits{};
 #pragma unroll
     for (int nt = 0; nt < kScoreTiles; ++nt) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        s[nt][e] *= scale_log2;
-        s[nt][2 + e] *= scale_log2;
-        if (masked) {
-          const int slot = 8 * nt + col_in_tile + e;  // word nt / 4 of the bits: known at compile time
-          const bool column = slot < tile.count && !((globals.word[nt / 4] >> (slot % 32)) & 1u);
-          const int j = column ? tile.key(keys, slot) : 0;
-          // Rows: causal, and within the window for a local tile.
-          const auto row_sees = [&](int i) { return j <= i && (!tile.local || i - j <= keys.window); };
-          if (!column || !row_sees(i_lo)) s[nt][e] = -INFINITY;
-          if (!column || !row_sees(i_lo + 8)) s[nt][2 + e] = -INFINITY;
-        }
+        const int slot = 8 * nt + col_in_tile + e;  // word nt / 4 of the bits: known at compile time
+        const bool column = slot < tile.count && !((globals.word[nt / 4] >> (slot % 32)) & 1u);
+        const int j = column ? tile.key(keys, slot) : 0;
+        // Rows: causal, and within the window for a local tile.
+        const auto row_sees = [&](int i) { return j <= i && (!tile.local || i - j <= keys.window); };
+        if (!column || !row_sees(i_lo)) s[nt][e] = -INFINITY;
+        if (!column || !row_sees(i_lo + 8)) s[nt][2 + e] = -INFINITY;
       }
     }
   }
 
-  // Folds scaled scores into the running max and sum and turns s into probabilities
-  // relative to the new max. Returns the factors 2^(m_old - m_new) of the lane's two
-  // rows, by which the output accumulators must be rescaled (rescale) before P V of this
-  // tile is added to them.
+  // Folds masked raw scores into the running max and sum and turns s into
+  // probabilities relative to the new max (scale_log2 = c). Returns the factors
+  // 2^((m_old - m_new) c) of the lane's two rows, by which the output accumulators must
+  // be rescaled (rescale) before P V of this tile is added to them.
   struct Correction {
     float factor[2];
   };
-  __device__ Correction update(float (&s)[kScoreTiles][4]) {
+  __device__ Correction update(float (&s)[kScoreTiles][4], float scale_log2) {
     Correction c;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {  // row i_lo, then i_lo + 8
@@ -72,14 +70,15 @@ struct OnlineSoftmax {
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
       const float m_new = fmaxf(row_max[half], tile_max);
       const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-      c.factor[half] = exp2f(row_max[half] - m_use);
+      const float m_scaled = m_use * scale_log2;
+      c.factor[half] = fast_exp2(fmaf(row_max[half], scale_log2, -m_scaled));
       row_max[half] = m_new;
       row_sum[half] *= c.factor[half];
 #pragma unroll
       for (int nt = 0; nt < kScoreTiles; ++nt) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const float p = exp2f(s[nt][2 * half + e] - m_use);
+          const float p = fast_exp2(fmaf(s[nt][2 * half + e], scale_log2, -m_scaled));
           s[nt][2 * half + e] = p;
           row_sum[half] += p;
         }
@@ -99,10 +98,10 @@ struct OnlineSoftmax {
   }
 
   // Writes O / l as bf16 to the lane's rows below q1 (row i at out_head + i * stride)
-  // and lse = (m + log2 l) ln 2 to lse_head[i]. The sum is >= 1: the row max
+  // and lse = (m c + log2 l) ln 2 to lse_head[i]. The sum is >= 1: the row max
   // contributes 2^0.
   __device__ void store(const float (&o)[kOutTiles][4], mma::bf16* out_head, std::int64_t stride,
-                        float* lse_head, int q1, int lane) const {
+                        float* lse_head, int q1, int lane, float scale_log2) const {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       float sum = row_sum[half];
@@ -115,7 +114,7 @@ struct OnlineSoftmax {
 #pragma unroll
       for (int nt = 0; nt < kOutTiles; ++nt)
         out_row[4 * nt] = mma::pack_bf16(o[nt][2 * half] * inv, o[nt][2 * half + 1] * inv);
-      if (lane % 4 == 0) lse_head[i] = (row_max[half] + log2f(sum)) * kLn2;
+      if (lane % 4 == 0) lse_head[i] = (row_max[half] * scale_log2 + log2f(sum)) * kLn2;
     }
   }
 };

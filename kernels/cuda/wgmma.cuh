@@ -72,20 +72,24 @@ __device__ __forceinline__ std::uint64_t descriptor(const void* start, int leadi
          (std::uint64_t(stride_bytes >> 4) << 32) | (std::uint64_t{1} << 62);
 }
 
+// The descriptor of an operand `bytes` (a multiple of 16) past the start of `desc`'s:
+// the start address field counts 16-byte units, and shared memory addresses stay
+// below 2^18 bytes, so the add never carries out of it. The unrolled k16 steps of a
+// product thus share one descriptor computation and differ by a constant.
+__device__ __forceinline__ std::uint64_t advance(std::uint64_t desc, int bytes) { return desc + (bytes >> 4); }
+
 // Operand descriptors of k16 step `kstep` of a wgmma tile of kRows rows whose first
 // used row is `row0` (a multiple of 8).
 template <int kRows>
 __device__ __forceinline__ std::uint64_t k_major(const bf16* tile, int row0, int kstep) {
-  const auto* bytes = reinterpret_cast<const unsigned char*>(tile);
-  return descriptor(bytes + (kstep / 4) * kBlockBytes<kRows> + row0 * kRowBytes + (kstep % 4) * 32,
-                    16, kGroupBytes);
+  return advance(descriptor(tile, 16, kGroupBytes),
+                 (kstep / 4) * kBlockBytes<kRows> + row0 * kRowBytes + (kstep % 4) * 32);
 }
 // MN-major: the tile's rows are K; `block0` is the first 64-column block used.
 template <int kRows>
 __device__ __forceinline__ std::uint64_t mn_major(const bf16* tile, int block0, int kstep) {
-  const auto* bytes = reinterpret_cast<const unsigned char*>(tile);
-  return descriptor(bytes + block0 * kBlockBytes<kRows> + kstep * 16 * kRowBytes,
-                    kBlockBytes<kRows>, kGroupBytes);
+  return advance(descriptor(tile, kBlockBytes<kRows>, kGroupBytes),
+                 block0 * kBlockBytes<kRows> + kstep * 16 * kRowBytes);
 }
 
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
