@@ -1,4 +1,4 @@
-# Finds ratrain's third-party dependencies. Required: HDF5 (C), Boost headers.
+# Finds ratrain's third-party dependencies. Required: HDF5 (C), Boost headers, MPI.
 # Optional, each with a fallback: CUDA, CBLAS (naive GEMM otherwise), SentencePiece
 # (the tokenizer then reports that it was built without it), OpenMP.
 
@@ -6,6 +6,13 @@ find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(Boost 1.74 REQUIRED)           # header-only: PropertyTree, JSON parser
 find_package(OpenMP COMPONENTS CXX)
 find_package(Threads REQUIRED)
+# MPI carries the host-side collectives of multi-rank groups, the rank layout's
+# communicators and the local rank (parallel/), and runs the tests/mpi suites through
+# mpiexec; scripts/install_deps.sh installs Open MPI (libopenmpi-dev, openmpi-bin).
+# ratrain calls the C API only: skipping the deprecated C++ bindings (mpicxx.h) keeps
+# them out of every translation unit that includes mpi.h.
+set(MPI_CXX_SKIP_MPICXX ON)
+find_package(MPI REQUIRED COMPONENTS CXX)
 
 # --- CUDA -------------------------------------------------------------------
 set(RATRAIN_HAVE_CUDA OFF)

@@ -20,6 +20,14 @@ std::vector<AttentionMode> parse_attention_modes(const std::string& text, const 
   return modes;
 }
 
+// A `parallel.*` rank count, range-checked (rank_layout.hpp) before it narrows to int.
+int axis_size(const Config& r, const char* key) {
+  const std::int64_t size = r.get_int(key);
+  RT_REQUIRE(size >= 1 && size <= kMaxAxisSize, key, " must be in [1, ", kMaxAxisSize,
+             "] (got ", size, ")");
+  return static_cast<int>(size);
+}
+
 }  // namespace
 
 const std::vector<ConfigKey>& run_config_schema() {
@@ -140,8 +148,8 @@ RunConfig load_run_config(const std::string& ini_path, const std::vector<std::st
             .modes = parse_attention_modes(r.get_string("eval.modes"), "eval.modes")};
   RT_REQUIRE(c.eval.every >= 0 && c.eval.batches > 0,
              "eval.every must be >= 0 and eval.batches > 0");
-  c.parallel = {.tp = r.get_int("parallel.tp"), .sp = r.get_int("parallel.sp"),
-                .pp = r.get_int("parallel.pp"), .dp = r.get_int("parallel.dp")};
+  c.parallel = {.tp = axis_size(r, "parallel.tp"), .sp = axis_size(r, "parallel.sp"),
+                .pp = axis_size(r, "parallel.pp"), .dp = axis_size(r, "parallel.dp")};
   c.run_dir = r.get_string("run.dir");
   c.log_every = r.get_int("run.log_every");
   RT_REQUIRE(c.log_every > 0, "run.log_every must be positive (got ", c.log_every, ")");
@@ -150,9 +158,7 @@ RunConfig load_run_config(const std::string& ini_path, const std::vector<std::st
 
 void validate_run_config(const RunConfig& c) {
   c.model.validate();
-  const ParallelSettings& p = c.parallel;
-  RT_REQUIRE(p.tp > 0 && p.sp > 0 && p.pp > 0 && p.dp > 0,
-             "parallel.tp, sp, pp and dp must be positive");
+  const ParallelSizes& p = c.parallel;
   RT_REQUIRE(c.model.num_heads % p.tp == 0, "model.num_heads (", c.model.num_heads,
              ") must be divisible by parallel.tp (", p.tp, ")");
   RT_REQUIRE(c.model.num_layers % p.pp == 0, "model.num_layers (", c.model.num_layers,

@@ -12,6 +12,7 @@
 #include "model/lr_schedule.hpp"
 #include "model/model_config.hpp"
 #include "model/trainer.hpp"
+#include "parallel/rank_layout.hpp"
 
 namespace ratrain {
 
@@ -42,11 +43,6 @@ struct EvalSettings {
   std::vector<AttentionMode> modes;  // modes `ratrain eval` reports
 };
 
-struct ParallelSettings {
-  std::int64_t tp = 1, sp = 1, pp = 1, dp = 1;
-  std::int64_t world() const { return tp * sp * pp * dp; }
-};
-
 struct RunConfig {
   Config raw;  // the resolved key/value set, for the run directory and checkpoints
   ModelConfig model;  // vocab_size 0 until resolved from the tokenizer/dataset
@@ -55,7 +51,7 @@ struct RunConfig {
   AdamWConfig optim;
   DataSettings data;
   EvalSettings eval;
-  ParallelSettings parallel;
+  ParallelSizes parallel;  // parallel.tp, sp, pp, dp
   std::string run_dir;
   std::int64_t log_every = 1;
 };

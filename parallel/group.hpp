@@ -1,28 +1,108 @@
-// A communicator group of one parallel axis (tp, sp, pp or dp).
+// A communicator group of one parallel axis (tp, sp, pp or dp), passed as a value
+// (STYLE.md item 5).
 //
 // Collectives come in forward/backward pairs (STYLE.md item 6) and return at once for
-// a group of one, so the model is written once for every layout. Multi-rank groups
-// (MPI for host tensors, NCCL for device tensors) arrive with the distributed work;
-// until then every group is of size one.
+// a group of one, so the model is written once for every layout. A group of several
+// ranks runs on MPI (parallel/mpi_group.hpp) and takes host f32 or f64 tensors; device
+// tensors will need NCCL groups, which come later.
+//
+// Invariants:
+// - A group of one holds no communicator and never calls MPI: single-process code needs
+//   no MPI_Init and pays one branch per collective.
+// - Copies of a larger group share the one communicator it owns; the last copy frees it.
+// - Every rank of a group calls the same collectives in the same order with tensors of
+//   the same shape and dtype. The calls block, so a rank that skips one stalls the rest.
+// - Tensors are contiguous row-major (runtime/tensor.hpp); "rows" are dimension 0.
 #pragma once
+
+#include <memory>
 
 #include "runtime/tensor.hpp"
 
 namespace ratrain {
 
+namespace detail {
+class MpiComm;  // an owned MPI communicator, defined in mpi_group.cpp
+}  // namespace detail
+
 class Group {
  public:
   static Group single() { return Group(); }
+  // A group over an owned communicator of several ranks; made by group_from_mpi
+  // (parallel/mpi_group.hpp) and by split.
+  explicit Group(std::shared_ptr<const detail::MpiComm> comm);
 
   int size() const { return size_; }
   int rank() const { return rank_; }
 
-  // Sum over the group, in place. Identity for a group of one.
-  void all_reduce_sum(Tensor& /*t*/) const {}
-  double all_reduce_sum(double value) const { return value; }
+  // ---- new groups; collective over this group ---------------------------------------
+  // The ranks passing the same color (>= 0) form one group, ordered by key.
+  Group split(int color, int key) const { return size_ > 1 ? split_mpi(color, key) : *this; }
+  // The ranks of this group that share this node's memory, in this group's order.
+  Group split_by_node() const { return size_ > 1 ? split_by_node_mpi() : *this; }
+
+  // ---- all-reduce; its backward partner is the identity -----------------------------
+  // A row-parallel layer sums its partial outputs here in forward and passes the
+  // gradient through unchanged; a column-parallel layer takes its input unchanged in
+  // forward and sums the input gradient here in backward (Megatron's reduce_from /
+  // copy_to pair).
+  //
+  // Sum over the group, in place.
+  void all_reduce_sum(Tensor& t) const {
+    if (size_ > 1) all_reduce_sum_mpi(t);
+  }
+  double all_reduce_sum(double value) const {
+    return size_ > 1 ? all_reduce_sum_mpi(value) : value;
+  }
+
+  // ---- all-gather <-> reduce-scatter ------------------------------------------------
+  // local (n, ...) on every rank -> (size * n, ...), rank r's block in rows
+  // [r * n, (r + 1) * n). Out of place; a group of one returns `local` itself (the
+  // same storage, no copy). Any n, including one not a multiple of the group size.
+  Tensor all_gather(const Tensor& local) const {
+    return size_ > 1 ? all_gather_mpi(local) : local;
+  }
+  // The backward of all_gather: full (size * n, ...) on every rank -> (n, ...), the sum
+  // over ranks of their rows [rank * n, (rank + 1) * n). Rows must be a multiple of the
+  // group size. Out of place; a group of one returns `full` itself.
+  Tensor reduce_scatter_sum(const Tensor& full) const {
+    return size_ > 1 ? reduce_scatter_sum_mpi(full) : full;
+  }
+
+  // ---- broadcast; its backward partner is a sum-reduce to the root ------------------
+  // t on every rank = t on group rank `root`, in place.
+  void broadcast(Tensor& t, int root) const {
+    if (size_ > 1) broadcast_mpi(t, root);
+  }
+
+  // ---- point to point between pipeline stages: send <-> recv -------------------------
+  // The backward of a stage's send of activations is its recv of their gradient.
+  // Blocking: send may wait until `peer` posts the matching recv, so two ranks must not
+  // both send to each other first. Messages between two ranks arrive in send order.
+  // `peer` is another rank of this group, so a group of one has none (an error).
+  void send(const Tensor& t, int peer) const;
+  // Receives into `t`, which must have the sender's element count.
+  void recv(Tensor& t, int peer) const;
+
+  // Returns once every rank of the group has called it.
+  void barrier() const {
+    if (size_ > 1) barrier_mpi();
+  }
 
  private:
   Group() = default;
+
+  // The multi-rank paths, on MPI (mpi_group.cpp).
+  Group split_mpi(int color, int key) const;
+  Group split_by_node_mpi() const;
+  void all_reduce_sum_mpi(Tensor& t) const;
+  double all_reduce_sum_mpi(double value) const;
+  Tensor all_gather_mpi(const Tensor& local) const;
+  Tensor reduce_scatter_sum_mpi(const Tensor& full) const;
+  void broadcast_mpi(Tensor& t, int root) const;
+  void barrier_mpi() const;
+
+  std::shared_ptr<const detail::MpiComm> comm_;  // null exactly when size_ == 1
   int size_ = 1;
   int rank_ = 0;
 };

@@ -9,7 +9,8 @@
 //   RT_REQUIRE(cond, msg...)   user-facing precondition (bad config, file, shape)
 //   RT_ASSERT(cond)            internal invariant (a bug in ratrain if it fires)
 // Each library that wraps a C API defines its checker on RT_CHECK_WITH next to the
-// wrapper (HDF5 in io/h5.cpp; CUDA, NCCL and MPI with their backends).
+// wrapper (HDF5 in io/h5.cpp, CUDA in runtime/cuda_check.hpp, MPI in
+// parallel/mpi_check.hpp; NCCL with its backend).
 #pragma once
 
 #include <sstream>
@@ -60,9 +61,16 @@ std::string concat(const Args&... args) {
 
 // RT_CHECK_WITH(kind, call, is_ok, describe): the checker generator. Fails when
 // is_ok(result) is false, with describe(result) as the detail.
-#define RT_CHECK_WITH(kind, call, is_ok, describe)                                     \
+#define RT_CHECK_WITH(kind, call, is_ok, describe) \
+  RT_CHECK_WITH_TEXT(kind, call, #call, is_ok, describe)
+
+// The generator with the statement's text passed in: a checker macro stringizes its own
+// argument so that the message quotes the call as written. Forwarded to RT_CHECK_WITH,
+// the argument would be macro-expanded first (MPI_COMM_WORLD, for one, would read
+// `((MPI_Comm) &(ompi_mpi_comm_world))`).
+#define RT_CHECK_WITH_TEXT(kind, call, text, is_ok, describe)                          \
   do {                                                                                 \
     auto rt_result_ = (call);                                                          \
     if (!(is_ok(rt_result_))) [[unlikely]]                                             \
-      ::ratrain::report_failure(kind, #call, __FILE__, __LINE__, describe(rt_result_)); \
+      ::ratrain::report_failure(kind, text, __FILE__, __LINE__, describe(rt_result_));  \
   } while (0)

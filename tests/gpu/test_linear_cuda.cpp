@@ -87,7 +87,10 @@ TEST_P(LinearCudaViews, MisalignedParameterViewsWork) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Storage, LinearCudaViews, ::testing::Values(DType::f32, DType::bf16),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         // Not named `info`: the macro's own parameter is (-Wshadow).
+                         [](const auto& instance) {
+                           return std::string(dtype_name(instance.param));
+                         });
 
 }  // namespace
 }  // namespace ratrain

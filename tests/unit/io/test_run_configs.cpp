@@ -47,6 +47,12 @@ TEST(RunConfigs, PerLayerRulesNeedOneValueOrOnePerLayer) {
   EXPECT_NE(message.find("dilation lists 2 values"), std::string::npos) << message;
 }
 
+TEST(RunConfigs, ParallelSizesAreRankCounts) {
+  const std::string message = error_of([] { load_run_config("", {"parallel.sp=0"}); });
+  EXPECT_NE(message.find("parallel.sp must be in [1, 32768] (got 0)"), std::string::npos)
+      << message;
+}
+
 TEST(RunConfigs, MultiRankLayoutsAreRefusedInOneProcess) {
   RunConfig c = load_run_config("", {"model.vocab_size=259", "parallel.tp=2"});
   const std::string message = error_of([&] { validate_run_config(c); });

@@ -1,0 +1,183 @@
+// Group's multi-rank paths on MPI, for host tensors (see group.hpp for the semantics).
+//
+// Every MPI call goes through RT_CHECK_MPI. Arguments are checked before the first MPI
+// call, identically on every rank, so a bad call fails on all ranks alike instead of
+// leaving some of them waiting in a collective.
+#include "parallel/mpi_group.hpp"
+
+#include <limits>
+#include <utility>
+
+#include "parallel/mpi_check.hpp"
+#include "runtime/log.hpp"
+
+namespace ratrain {
+
+namespace detail {
+
+// Owns one communicator and frees it once, when the last Group sharing it goes.
+class MpiComm {
+ public:
+  explicit MpiComm(MPI_Comm comm) : comm_(comm) {}
+  MpiComm(const MpiComm&) = delete;
+  MpiComm& operator=(const MpiComm&) = delete;
+
+  // MPI_Comm_free is collective in the standard but only marks the communicator for
+  // deallocation, so ranks dropping their copies at different times do not block.
+  // A destructor must not throw: a failure to free is logged instead.
+  ~MpiComm() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;  // MPI_Finalize released every communicator already
+    if (const int code = MPI_Comm_free(&comm_); code != MPI_SUCCESS)
+      log_warn("MPI_Comm_free failed: ", mpi_describe(code));
+  }
+
+  MPI_Comm get() const { return comm_; }
+
+ private:
+  MPI_Comm comm_;
+};
+
+}  // namespace detail
+
+namespace {
+
+// One tag for all point-to-point traffic: MPI delivers the messages between two ranks
+// of one communicator in the order they were sent, which is the order a pipeline
+// schedule relies on.
+constexpr int kPointToPointTag = 0;
+
+// A tensor as MPI sees it: address, element count, element type.
+struct MpiBuffer {
+  void* data;
+  int count;
+  MPI_Datatype type;
+};
+
+MpiBuffer host_buffer(const Tensor& t, const char* op) {
+  RT_REQUIRE(t.defined(), "Group::", op, ": the tensor is undefined");
+  RT_REQUIRE(t.device() == Device::cpu, "Group::", op, ": a ", device_name(t.device()),
+             " tensor reached an MPI group, which takes host tensors only; device tensors "
+             "need NCCL groups, which come later");
+  RT_REQUIRE(t.dtype() == DType::f32 || t.dtype() == DType::f64, "Group::", op,
+             ": MPI groups take f32 or f64 tensors for now (got ", dtype_name(t.dtype()), ")");
+  RT_REQUIRE(t.numel() <= std::numeric_limits<int>::max(), "Group::", op, ": ", t.numel(),
+             " elements exceed MPI's int count; split the tensor");
+  return {.data = t.raw(),
+          .count = static_cast<int>(t.numel()),
+          .type = t.dtype() == DType::f32 ? MPI_FLOAT : MPI_DOUBLE};
+}
+
+// Takes ownership of `comm` (fresh from MPI_Comm_dup / _split / _split_type).
+Group adopt(MPI_Comm comm) {
+  // Owned before anything can throw, so that `comm` is freed on every path.
+  auto owned = std::make_shared<const detail::MpiComm>(comm);
+  RT_CHECK_MPI(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
+  int size = 0;
+  RT_CHECK_MPI(MPI_Comm_size(comm, &size));
+  // A group of one keeps no communicator (group.hpp invariant); `owned` frees it here.
+  if (size == 1) return Group::single();
+  return Group(std::move(owned));
+}
+
+}  // namespace
+
+Group group_from_mpi(MPI_Comm comm) {
+  int size = 0;
+  RT_CHECK_MPI(MPI_Comm_size(comm, &size));
+  if (size == 1) return Group::single();
+  MPI_Comm dup = MPI_COMM_NULL;
+  RT_CHECK_MPI(MPI_Comm_dup(comm, &dup));
+  return adopt(dup);
+}
+
+Group::Group(std::shared_ptr<const detail::MpiComm> comm) : comm_(std::move(comm)) {
+  RT_ASSERT(comm_ != nullptr);
+  RT_CHECK_MPI(MPI_Comm_size(comm_->get(), &size_));
+  RT_CHECK_MPI(MPI_Comm_rank(comm_->get(), &rank_));
+  RT_ASSERT(size_ > 1);  // a group of one is Group::single()
+}
+
+Group Group::split_mpi(int color, int key) const {
+  RT_REQUIRE(color >= 0, "Group::split: color must be >= 0 (got ", color, ")");
+  MPI_Comm part = MPI_COMM_NULL;
+  RT_CHECK_MPI(MPI_Comm_split(comm_->get(), color, key, &part));
+  return adopt(part);
+}
+
+Group Group::split_by_node_mpi() const {
+  MPI_Comm node = MPI_COMM_NULL;
+  RT_CHECK_MPI(
+      MPI_Comm_split_type(comm_->get(), MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  return adopt(node);
+}
+
+void Group::all_reduce_sum_mpi(Tensor& t) const {
+  const MpiBuffer buffer = host_buffer(t, "all_reduce_sum");
+  RT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, buffer.data, buffer.count, buffer.type, MPI_SUM,
+                             comm_->get()));
+}
+
+double Group::all_reduce_sum_mpi(double value) const {
+  RT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_SUM, comm_->get()));
+  return value;
+}
+
+Tensor Group::all_gather_mpi(const Tensor& local) const {
+  RT_REQUIRE(local.rank() >= 1, "Group::all_gather: gathers along dimension 0, so it needs a "
+             "tensor of rank >= 1 (got shape ", shape_str(local.shape()), ")");
+  const MpiBuffer in = host_buffer(local, "all_gather");
+  Shape shape = local.shape();
+  shape[0] *= size_;
+  Tensor gathered = Tensor::empty(shape, local.dtype());  // (size * n, ...)
+  RT_CHECK_MPI(MPI_Allgather(in.data, in.count, in.type, gathered.raw(), in.count, in.type,
+                             comm_->get()));
+  return gathered;
+}
+
+Tensor Group::reduce_scatter_sum_mpi(const Tensor& full) const {
+  RT_REQUIRE(full.rank() >= 1 && full.dim(0) % size_ == 0,
+             "Group::reduce_scatter_sum: the rows of ", shape_str(full.shape()),
+             " must be a multiple of the group size ", size_);
+  const MpiBuffer in = host_buffer(full, "reduce_scatter_sum");
+  Shape shape = full.shape();
+  shape[0] /= size_;
+  Tensor part = Tensor::empty(shape, full.dtype());  // (n, ...)
+  RT_CHECK_MPI(MPI_Reduce_scatter_block(in.data, part.raw(), in.count / size_, in.type, MPI_SUM,
+                                        comm_->get()));
+  return part;
+}
+
+void Group::broadcast_mpi(Tensor& t, int root) const {
+  RT_REQUIRE(root >= 0 && root < size_, "Group::broadcast: root ", root,
+             " is not a rank of this group of ", size_);
+  const MpiBuffer buffer = host_buffer(t, "broadcast");
+  RT_CHECK_MPI(MPI_Bcast(buffer.data, buffer.count, buffer.type, root, comm_->get()));
+}
+
+void Group::send(const Tensor& t, int peer) const {
+  RT_REQUIRE(peer >= 0 && peer < size_ && peer != rank_, "Group::send: peer ", peer,
+             " must be another rank of this group of ", size_, " (this is rank ", rank_, ")");
+  const MpiBuffer buffer = host_buffer(t, "send");
+  RT_CHECK_MPI(MPI_Send(buffer.data, buffer.count, buffer.type, peer, kPointToPointTag,
+                        comm_->get()));
+}
+
+void Group::recv(Tensor& t, int peer) const {
+  RT_REQUIRE(peer >= 0 && peer < size_ && peer != rank_, "Group::recv: peer ", peer,
+             " must be another rank of this group of ", size_, " (this is rank ", rank_, ")");
+  const MpiBuffer buffer = host_buffer(t, "recv");
+  MPI_Status status;
+  RT_CHECK_MPI(MPI_Recv(buffer.data, buffer.count, buffer.type, peer, kPointToPointTag,
+                        comm_->get(), &status));
+  // A longer message fails above (MPI_ERR_TRUNCATE); a shorter one only shows here.
+  int received = 0;
+  RT_CHECK_MPI(MPI_Get_count(&status, buffer.type, &received));
+  RT_REQUIRE(received == buffer.count, "Group::recv: rank ", peer, " sent ", received,
+             " elements but the receiving tensor ", shape_str(t.shape()), " holds ", buffer.count);
+}
+
+void Group::barrier_mpi() const { RT_CHECK_MPI(MPI_Barrier(comm_->get())); }
+
+}  // namespace ratrain

@@ -1,0 +1,260 @@
+// Group's collectives under mpiexec with 2 or more ranks, on the world and on every
+// group of every layout that fits it (groups of one included: they return at once).
+//
+// Rank m contributes value(m, i) = 100 * (m + 1) + i at element i: small integers, so
+// any reduction order gives one exact answer and results are compared bitwise
+// (STYLE.md item 4). Sizes are odd on purpose (21, 13, 7 elements; 3 rows per rank),
+// never multiples of the group size unless the op requires it.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
+#include "parallel/parallel_context.hpp"
+#include "tests/mpi/mpi_test_util.hpp"
+#include "tests/unit/error_test_util.hpp"
+
+namespace ratrain {
+namespace {
+
+double value(int world_rank, std::int64_t i) {
+  return 100.0 * (world_rank + 1) + static_cast<double>(i);
+}
+
+// Sum over the members of value(m, i).
+double sum_of_values(const std::vector<int>& members, std::int64_t i) {
+  double sum = 0;
+  for (const int m : members) sum += value(m, i);
+  return sum;
+}
+
+Tensor filled(Shape shape, DType dtype, const std::function<double(std::int64_t)>& element) {
+  Tensor t = Tensor::empty(std::move(shape), DType::f64);
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.data<double>()[i] = element(i);
+  return t.to(dtype);
+}
+
+// Bitwise comparison, reporting the first mismatch and how many there were.
+void expect_elements(const Tensor& t, const std::function<double(std::int64_t)>& expected,
+                     const std::string& label) {
+  std::int64_t mismatches = 0;
+  for (std::int64_t i = 0; i < t.numel(); ++i) {
+    if (t.item(i) == expected(i)) continue;
+    if (mismatches++ == 0)
+      ADD_FAILURE() << label << ": element " << i << " is " << t.item(i) << ", expected "
+                    << expected(i);
+  }
+  EXPECT_EQ(mismatches, 0) << label;
+}
+
+// One group under test and its members' world ranks (the pure layout's list, which
+// test_parallel_context checks against MPI).
+struct GroupCase {
+  std::string label;
+  Group group;
+  std::vector<int> members;
+};
+
+// The world, then the four groups of every layout of layouts_for(world size).
+std::vector<GroupCase> every_group() {
+  const Group world = world_group();
+  std::vector<int> everyone(world.size());
+  for (int r = 0; r < world.size(); ++r) everyone[r] = r;
+  std::vector<GroupCase> cases = {{"world", world, everyone}};
+  for (const ParallelSizes& sizes : layouts_for(world.size())) {
+    const ParallelContext ctx = ParallelContext::create(world, sizes);
+    const RankPlacement placement = place_rank(sizes, world.size(), world.rank());
+    for (const Axis axis : kAxes)
+      cases.push_back({to_string(sizes) + ", " + std::string(axis_name(axis)) + " group",
+                       ctx.group(axis), placement.group(axis)});
+  }
+  return cases;
+}
+
+int world_rank() { return world_group().rank(); }
+
+TEST(Collectives, AllReduceSumInPlace) {
+  const int me = world_rank();
+  for (const GroupCase& c : every_group()) {
+    for (const DType dtype : {DType::f32, DType::f64}) {
+      Tensor t = filled({7, 3}, dtype, [&](std::int64_t i) { return value(me, i); });
+      c.group.all_reduce_sum(t);
+      EXPECT_EQ(t.shape(), (Shape{7, 3}));
+      expect_elements(t, [&](std::int64_t i) { return sum_of_values(c.members, i); },
+                      c.label + " " + std::string(dtype_name(dtype)));
+    }
+  }
+}
+
+TEST(Collectives, AllReduceSumOfAScalar) {
+  const int me = world_rank();
+  for (const GroupCase& c : every_group()) {
+    double expected = 0;
+    for (const int m : c.members) expected += m + 0.5;
+    EXPECT_EQ(c.group.all_reduce_sum(me + 0.5), expected) << c.label;
+  }
+}
+
+TEST(Collectives, AllGatherConcatenatesRankBlocksOutOfPlace) {
+  const int me = world_rank();
+  for (const GroupCase& c : every_group()) {
+    const int n = c.group.size();
+    for (const Shape& shape : {Shape{3, 5}, Shape{7}}) {
+      const Tensor local = filled(shape, DType::f32, [&](std::int64_t i) { return value(me, i); });
+      const Tensor gathered = c.group.all_gather(local);
+      Shape expected_shape = shape;
+      expected_shape[0] *= n;
+      ASSERT_EQ(gathered.shape(), expected_shape) << c.label;
+      const std::int64_t block = local.numel();
+      expect_elements(gathered,
+                      [&](std::int64_t j) { return value(c.members[j / block], j % block); },
+                      c.label + " gathered " + shape_str(shape));
+      expect_elements(local, [&](std::int64_t i) { return value(me, i); },
+                      c.label + " input kept " + shape_str(shape));
+    }
+  }
+}
+
+TEST(Collectives, ReduceScatterSumsRankBlocksOutOfPlace) {
+  const int me = world_rank();
+  for (const GroupCase& c : every_group()) {
+    const int n = c.group.size();
+    const int rank = c.group.rank();
+    const Tensor full =
+        filled({3 * n, 5}, DType::f32, [&](std::int64_t j) { return value(me, j); });
+    const Tensor part = c.group.reduce_scatter_sum(full);
+    ASSERT_EQ(part.shape(), (Shape{3, 5})) << c.label;
+    expect_elements(part, [&](std::int64_t i) { return sum_of_values(c.members, rank * 15 + i); },
+                    c.label + " part");
+    expect_elements(full, [&](std::int64_t j) { return value(me, j); }, c.label + " input kept");
+  }
+}
+
+// The pair of STYLE.md item 6: reduce-scatter after all-gather sums the group's copies
+// of each rank's own block, so it gives back size times the input.
+TEST(Collectives, ReduceScatterAfterAllGatherScalesByTheGroupSize) {
+  const int me = world_rank();
+  for (const GroupCase& c : every_group()) {
+    const Tensor x = filled({3, 5}, DType::f64, [&](std::int64_t i) { return value(me, i); });
+    const Tensor y = c.group.reduce_scatter_sum(c.group.all_gather(x));
+    ASSERT_EQ(y.shape(), x.shape()) << c.label;
+    expect_elements(y, [&](std::int64_t i) { return c.group.size() * value(me, i); }, c.label);
+  }
+}
+
+TEST(Collectives, ReduceScatterNeedsRowsAMultipleOfTheGroupSize) {
+  for (const GroupCase& c : every_group()) {
+    const int n = c.group.size();
+    if (n == 1) continue;  // returns at once, any rows
+    const Tensor full = Tensor::zeros({3 * n + 1, 2}, DType::f32);
+    const std::string message = error_of([&] { c.group.reduce_scatter_sum(full); });
+    EXPECT_NE(message.find("must be a multiple of the group size " + std::to_string(n)),
+              std::string::npos)
+        << c.label << ": " << message;
+  }
+}
+
+TEST(Collectives, BroadcastFromEveryRoot) {
+  for (const GroupCase& c : every_group()) {
+    for (int root = 0; root < c.group.size(); ++root) {
+      const int root_world = c.members[root];
+      Tensor t = filled({13}, DType::f32, [&](std::int64_t i) {
+        return c.group.rank() == root ? value(root_world, i) : -1.0;
+      });
+      c.group.broadcast(t, root);
+      expect_elements(t, [&](std::int64_t i) { return value(root_world, i); },
+                      c.label + " root " + std::to_string(root));
+    }
+  }
+}
+
+// Activations travel forward through the pipeline stages and gradients back, each
+// stage adding (world rank + 1): the last stage (forward) and the first (backward)
+// see every stage's addition exactly once.
+TEST(Collectives, SendRecvBetweenPipelineNeighbours) {
+  const Group world = world_group();
+  int pipelines = 0;
+  for (const ParallelSizes& sizes : layouts_for(world.size())) {
+    if (sizes.pp == 1) continue;
+    ++pipelines;
+    const ParallelContext ctx = ParallelContext::create(world, sizes);
+    const Group& pp = ctx.pp;
+    const std::vector<int> stages = place_rank(sizes, world.size(), world.rank()).group(Axis::pp);
+    const int stage = pp.rank();
+    const int last = pp.size() - 1;
+    const double added = world.rank() + 1;
+    double all_added = 0;
+    for (const int m : stages) all_added += m + 1;
+
+    Tensor act = Tensor::empty({2, 3}, DType::f32);  // (rows, channels)
+    if (stage == 0)
+      act = filled({2, 3}, DType::f32, [](std::int64_t i) { return double(i); });
+    else
+      pp.recv(act, stage - 1);
+    act = filled({2, 3}, DType::f32, [&](std::int64_t i) { return act.item(i) + added; });
+    if (stage < last)
+      pp.send(act, stage + 1);
+    else
+      expect_elements(act, [&](std::int64_t i) { return double(i) + all_added; },
+                      to_string(sizes) + " forward");
+
+    Tensor grad = Tensor::empty({2, 3}, DType::f32);
+    if (stage == last)
+      grad = filled({2, 3}, DType::f32, [](std::int64_t i) { return 2.0 * double(i); });
+    else
+      pp.recv(grad, stage + 1);
+    grad = filled({2, 3}, DType::f32, [&](std::int64_t i) { return grad.item(i) + added; });
+    if (stage > 0)
+      pp.send(grad, stage - 1);
+    else
+      expect_elements(grad, [&](std::int64_t i) { return 2.0 * double(i) + all_added; },
+                      to_string(sizes) + " backward");
+  }
+  EXPECT_GT(pipelines, 0);
+}
+
+// A longer message than the receiving tensor is an MPI error (reported through
+// RT_CHECK_MPI with the call, MPI's string and the world rank); a shorter one is ours.
+TEST(Collectives, RecvChecksTheMessageSize) {
+  const Group world = world_group();
+  if (world.rank() == 0) {
+    world.send(Tensor::zeros({6}, DType::f32), 1);
+    world.send(Tensor::zeros({4}, DType::f32), 1);
+  } else if (world.rank() == 1) {
+    Tensor t = Tensor::zeros({5}, DType::f32);
+    std::string message = error_of([&] { world.recv(t, 0); });
+    EXPECT_NE(message.find("MPI call failed: MPI_ERR_TRUNCATE"), std::string::npos) << message;
+    EXPECT_NE(message.find("(MPI world rank 1 of "), std::string::npos) << message;
+    EXPECT_NE(message.find("`MPI_Recv(buffer.data"), std::string::npos) << message;
+    message = error_of([&] { world.recv(t, 0); });
+    EXPECT_NE(message.find("rank 0 sent 4 elements but the receiving tensor (5) holds 5"),
+              std::string::npos)
+        << message;
+  }
+  world.barrier();
+}
+
+// Argument errors are raised before any MPI call, on every rank alike, so the ranks
+// stay in step.
+TEST(Collectives, RefuseOtherDtypesAndPeers) {
+  const Group world = world_group();
+  Tensor half = Tensor::zeros({4}, DType::bf16);
+  std::string message = error_of([&] { world.all_reduce_sum(half); });
+  EXPECT_NE(message.find("Group::all_reduce_sum: MPI groups take f32 or f64 tensors for now "
+                         "(got bf16)"),
+            std::string::npos)
+      << message;
+  message = error_of([&] { world.all_gather(Tensor::zeros({4}, DType::i32)); });
+  EXPECT_NE(message.find("(got i32)"), std::string::npos) << message;
+  Tensor t = Tensor::zeros({4}, DType::f32);
+  message = error_of([&] { world.send(t, world.rank()); });
+  EXPECT_NE(message.find("must be another rank of this group"), std::string::npos) << message;
+  message = error_of([&] { world.broadcast(t, world.size()); });
+  EXPECT_NE(message.find("root " + std::to_string(world.size()) + " is not a rank"),
+            std::string::npos)
+      << message;
+  world.barrier();
+}
+
+}  // namespace
+}  // namespace ratrain
