@@ -3,7 +3,10 @@
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <cstdio>
+#include <optional>
 #include <sstream>
+
+#include "model/parameter_parts.hpp"
 
 namespace ratrain {
 namespace {
@@ -89,29 +92,31 @@ void load_params(const h5::File& file, const std::string& group, ParamStore& sto
     RT_REQUIRE(file.exists(dataset), "HDF5 file '", file.path(), "': dataset '", dataset,
                "' not found (the model has parameter '", e.name, "')");
     const Shape shape = file.shape(dataset);
-    RT_REQUIRE(shape == e.shape, "HDF5 file '", file.path(), "': dataset '", dataset,
-               "' has shape ", shape_str(shape), " but the model expects ", shape_str(e.shape));
+    RT_REQUIRE(shape == e.global_shape, "HDF5 file '", file.path(), "': dataset '", dataset,
+               "' has shape ", shape_str(shape), " but the model expects ",
+               shape_str(e.global_shape));
     // The master copy's dtype where there is one (the file's values reach it unrounded).
-    store.assign(e.name, file.read(dataset, store.optimizer_values().dtype()));
+    store.assign(e.name, local_part(e, file.read(dataset, store.optimizer_values().dtype())));
   }
 }
 
-void write_params(h5::File& file, const std::string& group, const ParamStore& store) {
-  for (const ParamEntry& e : store.table().entries()) {
-    // The master copy where there is one: a file keeps the weights at full precision.
-    const Tensor value = store.optimizer_value(e.name);
-    file.write(group + "/" + e.name, value.device() == Device::cpu ? value : value.to(Device::cpu));
-  }
-}
-
-void save_model_file(const std::string& path, const ModelConfig& config, const ParamStore& store) {
+void save_model_file(const std::string& path, const ModelConfig& config, const ParamStore& store,
+                     const ParallelContext& ctx) {
   // Write under a temporary name and rename, so a crash never leaves a torn file.
   const std::string partial = path + ".partial";
   {
-    h5::File file(partial, h5::Mode::truncate);
-    file.write_string_attribute("config", model_config_to_json(config));
-    write_params(file, "params", store);
+    std::optional<h5::File> file;
+    if (ctx.world_rank == 0) {
+      file.emplace(partial, h5::Mode::truncate);
+      file->write_string_attribute("config", model_config_to_json(config));
+    }
+    // The master copy where there is one: a file keeps the weights at full precision.
+    for (const ParamEntry& e : store.table().entries()) {
+      const Tensor global = gather_parameter(store, e, ctx.tp);
+      if (file) file->write("params/" + e.name, global);
+    }
   }
+  if (ctx.world_rank != 0) return;
   RT_REQUIRE(std::rename(partial.c_str(), path.c_str()) == 0, "cannot rename '", partial,
              "' to '", path, "'");
 }

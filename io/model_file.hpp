@@ -10,6 +10,7 @@
 #include "io/h5.hpp"
 #include "model/model_config.hpp"
 #include "model/param_store.hpp"
+#include "parallel/parallel_context.hpp"
 
 namespace ratrain {
 
@@ -19,14 +20,16 @@ namespace ratrain {
 ModelConfig model_config_from_json(const std::string& json, const std::string& source);
 std::string model_config_to_json(const ModelConfig& config);
 
-// Reads every parameter of `store` from `<group>/<name>` (converting to the store's
-// dtype); a missing dataset or a shape mismatch is an error naming file and dataset.
+// Reads every parameter of `store` from `<group>/<name>`, the global tensor, keeping
+// this rank's part (converting to the store's dtype); a missing dataset or a shape
+// mismatch is an error naming file and dataset.
 void load_params(const h5::File& file, const std::string& group, ParamStore& store);
-// Writes every parameter of `store` as `<group>/<name>`.
-void write_params(h5::File& file, const std::string& group, const ParamStore& store);
 
-// A whole weight file: config attribute + params/<name>.
-void save_model_file(const std::string& path, const ModelConfig& config, const ParamStore& store);
+// A whole weight file (config attribute + params/<name>, global tensors), assembled from
+// the TP parts and written by world rank 0 alone. Collective over ctx.tp; ranks other than
+// 0 write nothing.
+void save_model_file(const std::string& path, const ModelConfig& config, const ParamStore& store,
+                     const ParallelContext& ctx = ParallelContext::single_process());
 ModelConfig read_model_file_config(const std::string& path);
 
 }  // namespace ratrain

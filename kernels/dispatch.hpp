@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "kernels/visibility.hpp"
 #include "runtime/tensor.hpp"
 
 #if RATRAIN_HAVE_CUDA
@@ -99,6 +100,15 @@ inline bool same_or_disjoint(const Tensor& a, const Tensor& b) {
   const auto a0 = reinterpret_cast<std::uintptr_t>(a.raw());
   const auto b0 = reinterpret_cast<std::uintptr_t>(b.raw());
   return a0 == b0 || a0 + a.nbytes() <= b0 || b0 + b.nbytes() <= a0;
+}
+
+// A visibility rule the attention ops accept, named `op` in the error.
+inline void require_valid_rule(const Sparsity& rule, const char* op) {
+  RT_REQUIRE(rule.dilation == -1 || rule.dilation >= 1, op,
+             ": dilation must be 1 (dense), > 1 (dilated) or -1 (local only), got ",
+             rule.dilation);
+  RT_REQUIRE(rule.window >= 0 && rule.initial >= 0, op,
+             ": window and initial must be >= 0, got W = ", rule.window, ", P = ", rule.initial);
 }
 
 }  // namespace ratrain::ops::detail

@@ -27,6 +27,17 @@ inline constexpr std::int32_t kIgnoreLabel = -100;
 void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out);
 // demb[ids[n]] += dout[n]
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& demb);
+// Over a vocab-parallel shard (parallel/vocab_parallel.hpp): emb_shard / demb_shard (Vs, C)
+// hold rows [vocab_begin, vocab_begin + Vs) of the (V, C) table. ids (N) i32 must be >= 0
+// (checked like embedding_forward's); an id outside the shard is another shard's. V is
+// unknown here, so an id >= V is not caught: the token datasets check ids on load.
+// CPU only for now (the tp collectives take host tensors until NCCL groups exist).
+// out (N, C): row n = emb_shard[ids[n] - vocab_begin] where the shard holds ids[n], else 0.
+void embedding_shard_forward(const Tensor& ids, const Tensor& emb_shard,
+                             std::int64_t vocab_begin, Tensor& out);
+// demb_shard[ids[n] - vocab_begin] += dout[n] for the ids the shard holds; others skipped.
+void embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_t vocab_begin,
+                              Tensor& demb_shard);
 
 // ---- RMSNorm: y = x / sqrt(mean(x^2) + eps) * w ------------------------------------
 // x (N, C), w (C), y (N, C), rstd (N) = 1 / sqrt(mean(x^2) + eps); rstd has x's dtype
@@ -58,6 +69,42 @@ void gated_scan_backward(const Tensor& gate, const Tensor& k, const Tensor& v, c
                          const Tensor& V, const Tensor& dK, const Tensor& dV, Tensor& dg,
                          Tensor& dk, Tensor& dv);
 
+// The recurrence across chunks of T (sequence parallelism: parallel/sequence_scan.cpp has
+// the algorithm and its derivation). Per (batch, channel) a chunk maps the state s entering
+// it to P s + X, with P the product of its gates and X the chunk scanned from a zero state;
+// in backward it maps the adjoint c arriving at its last row to the adjoint P c + Z leaving
+// its first row. A summary stores such maps as fields (F, B, C), field 0 = P. Summaries and
+// carried states are f32 on the GPU (like the gate), the operands' type on the CPU.
+// gate, k, v, K, V, dK, dV, dg, dk, dv below: (B, Tc, C); the summaries need Tc >= 1.
+inline constexpr int kStateSummaryFields = 3;
+inline constexpr int kAdjointSummaryFields = 5;
+// summary (3, B, C) = [P, K[:, Tc-1], V[:, Tc-1]] of a chunk scanned from a zero state.
+void gated_scan_state_summary(const Tensor& gate, const Tensor& K, const Tensor& V,
+                              Tensor& summary);
+// summary (5, B, C) = [P, Z_K, Z_V, K[:, Tc-1], V[:, Tc-1]]:
+// Z_K = sum_t (prod_{s<=t} gate_s) dK_t, the adjoint of the state entering the chunk when
+// nothing arrives from later chunks (Z_V likewise from dV); then the chunk's end state,
+// which the next chunk enters with.
+void gated_scan_adjoint_summary(const Tensor& gate, const Tensor& dK, const Tensor& dV,
+                                const Tensor& K, const Tensor& V, Tensor& summary);
+// Which chunk's map a fold applies first.
+enum class FoldOrder { first_to_last, last_to_first };
+// summaries (n, F, B, C), F >= 3: fields 0..2 of chunk i are its map (P, X_K, X_V); later
+// fields are not read. state (2, B, C) = the n maps applied to a zero state in `order`:
+// first_to_last gives the (K, V) leaving chunk n-1, last_to_first the adjoints leaving
+// chunk 0. Zeros when n = 0.
+void gated_scan_fold(const Tensor& summaries, FoldOrder order, Tensor& state);
+// K_t += (prod_{s<=t} gate_s) state_in[0] and V_t likewise with state_in[1], in place:
+// turns K, V scanned from a zero state into K, V scanned from state_in (2, B, C).
+void gated_scan_apply_carry(const Tensor& gate, const Tensor& state_in, Tensor& K, Tensor& V);
+// Corrects, in place, dg, dk, dv of gated_scan_backward (zero entering state, nothing
+// arriving from later rows) to the gradients of the chunk entered with state_in (2, B, C)
+// and receiving adjoint_in (2, B, C) = d loss / d (K, V)[:, Tc-1] through the later chunks.
+// K, V: the chunk's states as entered with state_in.
+void gated_scan_carry_backward(const Tensor& gate, const Tensor& k, const Tensor& v,
+                               const Tensor& K, const Tensor& V, const Tensor& state_in,
+                               const Tensor& adjoint_in, Tensor& dg, Tensor& dk, Tensor& dv);
+
 // ---- RoPE, rotate-half convention --------------------------------------------------
 // x, y: (B, T, H, dh), dh even. For p = position_offset + t, c < dh/2,
 // theta = p * base^(-2c/dh):
@@ -78,6 +125,32 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const Tensor& dout, const Sparsity& rule, Tensor& dq,
                         Tensor& dk, Tensor& dv);
+
+// ---- attention over an explicit key set (sequence parallelism) ------------------------
+// The queries q (B, Tq, H, dh) sit at global positions q_begin + t; the keys k, v
+// (B, Tk, H, dh) at key_positions (Tk), i32, strictly increasing, >= 0. Query i counts
+// key n only when is_visible(rule, i, key_positions[n]), so attention over a disjoint
+// split of the keys, merged with attention_merge, equals attention over their union.
+// out (B, Tq, H, dh), lse (B, H, Tq) of the queries over these keys only; a query that
+// sees none of them gets out = 0, lse = -inf. CPU only for now (a device tensor is an
+// error naming the op).
+void attention_forward_keys(const Tensor& q, std::int64_t q_begin, const Tensor& k,
+                            const Tensor& v, const Tensor& key_positions, const Sparsity& rule,
+                            Tensor& out, Tensor& lse);
+// Given the FINAL out and lse of the queries (over all their keys, of which this set
+// may be a part), the gradient terms of the query-key pairs of this set:
+// dq (B, Tq, H, dh), dk, dv (B, Tk, H, dh) are ACCUMULATED (+=), so that a query's
+// gradient sums over the key sets its keys were split into and a key's over the query
+// blocks that see it (ring attention carries dk, dv along with their block).
+void attention_backward_keys(const Tensor& q, std::int64_t q_begin, const Tensor& k,
+                             const Tensor& v, const Tensor& key_positions, const Tensor& out,
+                             const Tensor& lse, const Tensor& dout, const Sparsity& rule,
+                             Tensor& dq, Tensor& dk, Tensor& dv);
+// The flash merge of two partial results of the same queries over disjoint key sets:
+// (out, lse) becomes the result over the union, in place:
+//   lse = log(e^lse + e^part_lse),  out = e^(lse_old - lse) out + e^(part_lse - lse) part_out.
+// out, part_out (B, T, H, dh); lse, part_lse (B, H, T). lse = -inf marks an empty part.
+void attention_merge(Tensor& out, Tensor& lse, const Tensor& part_out, const Tensor& part_lse);
 
 // ---- output gate: y = attn * sigmoid(o) -------------------------------------------
 void output_gate_forward(const Tensor& attn, const Tensor& o, Tensor& y);
@@ -105,6 +178,34 @@ CrossEntropyResult tied_head_cross_entropy(const Tensor& x, const Tensor& emb,
                                            Tensor* demb);
 // Number of labels != -100.
 std::int64_t count_valid_labels(const Tensor& labels);
+
+// tied_head_cross_entropy over a vocab-parallel shard, in two phases around a collective
+// of the tp group (parallel/vocab_parallel.cpp): emb_shard / demb_shard (Vs, C), Vs >= 1,
+// hold rows [vocab_begin, vocab_begin + Vs) of the (V, C) embedding; x (N, C); labels (N)
+// i32 are global ids (>= 0, checked) or -100. Both phases compute z = x emb_shard^T a block
+// of rows at a time (phase 2 recomputes it rather than keep (N, Vs)). CPU only for now.
+//
+// Phase 1: this shard's statistics of every row (ignored ones included), stats
+// (kShardStatRows, N) f64, overwritten:
+//   row 0: max_j z[n, j];  row 1: sum_j exp(z[n, j] - max);
+//   row 2: z[n, labels[n] - vocab_begin] where the shard holds labels[n], else exactly 0.
+inline constexpr std::int64_t kShardStatRows = 3;
+void cross_entropy_shard_stats(const Tensor& x, const Tensor& emb_shard,
+                               std::int64_t vocab_begin, const Tensor& labels, Tensor& stats);
+// Folds the S shards' stats, stacked in shard order (as Group::all_gather returns them):
+// all_stats (S * kShardStatRows, N) f64. lse (N) f64 = each full row's log-sum-exp,
+// overwritten. Returns tied_head_cross_entropy's loss sum (of lse - target logit over the
+// valid rows, in row order) and valid count.
+CrossEntropyResult merge_cross_entropy_shard_stats(const Tensor& all_stats,
+                                                   const Tensor& labels, Tensor& lse);
+// Phase 2, given lse: G = grad_scale * (exp(z - lse) - onehot(labels - vocab_begin)) (no
+// one-hot where another shard holds the label; a zero row where it is ignored).
+// If given: dx (N, C) = G emb_shard, this shard's term of the full dx (overwritten);
+// demb_shard += G^T x.
+void cross_entropy_shard_backward(const Tensor& x, const Tensor& emb_shard,
+                                  std::int64_t vocab_begin, const Tensor& labels,
+                                  const Tensor& lse, double grad_scale, Tensor* dx,
+                                  Tensor* demb_shard);
 
 // ---- optimizer ------------------------------------------------------------------------
 struct AdamWHyper {

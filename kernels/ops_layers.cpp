@@ -1,6 +1,6 @@
-// Host-side checks and dispatch for the per-token layer ops of ops.hpp: embedding,
-// RMSNorm, linear, column split/concat, output gate, GELU, add. Shapes and dtypes are
-// checked here; the kernels in kernels/cpu assume them.
+// Host-side checks and dispatch for the per-token layer ops of ops.hpp: embedding (full
+// table or vocab shard), RMSNorm, linear, column split/concat, output gate, GELU, add.
+// Shapes and dtypes are checked here; the kernels in kernels/cpu assume them.
 #include <string>
 
 #include "kernels/cpu/cpu.hpp"
@@ -16,26 +16,68 @@ using detail::require_rank;
 using detail::require_shapes;
 
 
+// Checks shared by the embedding ops of the full table and of a vocab shard.
+namespace {
+// "<op>: <name>", the subject of a check's error message.
+std::string operand(const char* op, const char* name) { return std::string(op) + ": " + name; }
+
+void check_embedding_forward(const Tensor& ids, const Tensor& emb, const Tensor& out,
+                             const char* op) {
+  require_rank(emb, 2, operand(op, "emb").c_str());
+  require_rank(ids, 1, operand(op, "ids").c_str());
+  require_index_tensor(ids, ids.dim(0), emb, operand(op, "ids").c_str());
+  require_shape(out, {ids.dim(0), emb.dim(1)}, operand(op, "out").c_str());
+  require_same_type(emb, {&out}, op);
+}
+
+void check_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& demb,
+                              const char* op) {
+  require_rank(demb, 2, operand(op, "demb").c_str());
+  require_rank(ids, 1, operand(op, "ids").c_str());
+  require_shape(dout, {ids.dim(0), demb.dim(1)}, operand(op, "dout").c_str());
+  require_index_tensor(ids, ids.dim(0), dout, operand(op, "ids").c_str());
+  require_f32_on_gpu(dout, demb, "demb", op);
+}
+
+void check_vocab_begin(std::int64_t vocab_begin, const char* op) {
+  RT_REQUIRE(vocab_begin >= 0, op, ": vocab_begin must be >= 0, got ", vocab_begin);
+}
+}  // namespace
+
 void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out) {
-  require_rank(emb, 2, "embedding_forward: emb");
-  require_rank(ids, 1, "embedding_forward: ids");
-  require_index_tensor(ids, ids.dim(0), emb, "embedding_forward: ids");
-  require_shape(out, {ids.dim(0), emb.dim(1)}, "embedding_forward: out");
-  require_same_type(emb, {&out}, "embedding_forward");
+  check_embedding_forward(ids, emb, out, "embedding_forward");
   RT_DISPATCH_CUDA(emb, embedding_forward, ids, emb, out);
   dispatch_float(emb, "embedding_forward",
                  [&](auto t) { cpu::embedding_forward<decltype(t)>(ids, emb, out); });
 }
 
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& demb) {
-  require_rank(demb, 2, "embedding_backward: demb");
-  require_rank(ids, 1, "embedding_backward: ids");
-  require_shape(dout, {ids.dim(0), demb.dim(1)}, "embedding_backward: dout");
-  require_index_tensor(ids, ids.dim(0), dout, "embedding_backward: ids");
-  require_f32_on_gpu(dout, demb, "demb", "embedding_backward");
+  check_embedding_backward(ids, dout, demb, "embedding_backward");
   RT_DISPATCH_CUDA(demb, embedding_backward, ids, dout, demb);
   dispatch_float(demb, "embedding_backward",
                  [&](auto t) { cpu::embedding_backward<decltype(t)>(ids, dout, demb); });
+}
+
+// The shard ops have no CUDA kernel yet: dispatch_float names the op for a device tensor
+// (the tp collectives take host tensors until NCCL groups exist).
+void embedding_shard_forward(const Tensor& ids, const Tensor& emb_shard,
+                             std::int64_t vocab_begin, Tensor& out) {
+  constexpr const char* op = "embedding_shard_forward";
+  check_embedding_forward(ids, emb_shard, out, op);
+  check_vocab_begin(vocab_begin, op);
+  dispatch_float(emb_shard, op, [&](auto t) {
+    cpu::embedding_shard_forward<decltype(t)>(ids, emb_shard, vocab_begin, out);
+  });
+}
+
+void embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_t vocab_begin,
+                              Tensor& demb_shard) {
+  constexpr const char* op = "embedding_shard_backward";
+  check_embedding_backward(ids, dout, demb_shard, op);
+  check_vocab_begin(vocab_begin, op);
+  dispatch_float(demb_shard, op, [&](auto t) {
+    cpu::embedding_shard_backward<decltype(t)>(ids, dout, vocab_begin, demb_shard);
+  });
 }
 
 void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, Tensor& y, Tensor& rstd) {

@@ -1,5 +1,7 @@
-// Host-side checks and dispatch for the sequence ops of ops.hpp: the gated recurrence,
-// RoPE and attention under a visibility rule.
+// Host-side checks and dispatch for the sequence ops of ops.hpp: the gated recurrence and
+// its carry across chunks of T, RoPE and attention under a visibility rule.
+#include <string>
+
 #include "kernels/cpu/cpu.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/ops.hpp"
@@ -40,6 +42,100 @@ void gated_scan_backward(const Tensor& gate, const Tensor& k, const Tensor& v, c
 }
 
 namespace {
+// The chunk operands of the carry ops: `like` (B, Tc, C), named `name`, in the storage type
+// and the gate of its shape, f32 on the GPU. The callers check the other storage operands
+// against `like`.
+void check_chunk(const Tensor& like, const char* name, const Tensor& gate, const char* op) {
+  require_rank(like, 3, (std::string(op) + ": " + name).c_str());
+  require_shapes(like.shape(), {{&gate, "gate"}}, op);
+  require_f32_on_gpu(like, gate, "gate", op);
+}
+
+// A summary or carried state (fields, B, C) of the chunk `like`, in the state type (f32 on
+// the GPU, like the gate).
+void check_fields(const Tensor& like, const Tensor& t, std::int64_t fields, const char* what,
+                  const char* op) {
+  require_shapes({fields, like.dim(0), like.dim(2)}, {{&t, what}}, op);
+  require_f32_on_gpu(like, t, what, op);
+}
+
+void check_summary_rows(const Tensor& like, const char* op) {
+  RT_REQUIRE(like.dim(1) >= 1, op, ": a chunk to summarise needs at least one row, got shape ",
+             shape_str(like.shape()));
+}
+}  // namespace
+
+void gated_scan_state_summary(const Tensor& gate, const Tensor& K, const Tensor& V,
+                              Tensor& summary) {
+  constexpr const char* op = "gated_scan_state_summary";
+  check_chunk(K, "K", gate, op);
+  check_summary_rows(K, op);
+  require_shapes(K.shape(), {{&V, "V"}}, op);
+  require_same_type(K, {&V}, op);
+  check_fields(K, summary, kStateSummaryFields, "summary", op);
+  RT_DISPATCH_CUDA(K, gated_scan_state_summary, gate, K, V, summary);
+  dispatch_float(K, op, [&](auto t) {
+    cpu::gated_scan_state_summary<decltype(t)>(gate, K, V, summary);
+  });
+}
+
+void gated_scan_adjoint_summary(const Tensor& gate, const Tensor& dK, const Tensor& dV,
+                                const Tensor& K, const Tensor& V, Tensor& summary) {
+  constexpr const char* op = "gated_scan_adjoint_summary";
+  check_chunk(K, "K", gate, op);
+  check_summary_rows(K, op);
+  require_shapes(K.shape(), {{&V, "V"}, {&dK, "dK"}, {&dV, "dV"}}, op);
+  require_same_type(K, {&V, &dK, &dV}, op);
+  check_fields(K, summary, kAdjointSummaryFields, "summary", op);
+  RT_DISPATCH_CUDA(K, gated_scan_adjoint_summary, gate, dK, dV, K, V, summary);
+  dispatch_float(K, op, [&](auto t) {
+    cpu::gated_scan_adjoint_summary<decltype(t)>(gate, dK, dV, K, V, summary);
+  });
+}
+
+void gated_scan_fold(const Tensor& summaries, FoldOrder order, Tensor& state) {
+  constexpr const char* op = "gated_scan_fold";
+  require_rank(summaries, 4, "gated_scan_fold: summaries (n, F, B, C)");
+  RT_REQUIRE(summaries.dim(1) >= 3, op,
+             ": a summary needs the fields P, X_K, X_V, got shape ", shape_str(summaries.shape()));
+  require_f32_on_gpu(summaries, summaries, "summaries", op);
+  require_shapes({2, summaries.dim(2), summaries.dim(3)}, {{&state, "state"}}, op);
+  require_f32_on_gpu(summaries, state, "state", op);
+  RT_DISPATCH_CUDA(summaries, gated_scan_fold, summaries, order, state);
+  dispatch_float(summaries, op,
+                 [&](auto t) { cpu::gated_scan_fold<decltype(t)>(summaries, order, state); });
+}
+
+void gated_scan_apply_carry(const Tensor& gate, const Tensor& state_in, Tensor& K, Tensor& V) {
+  constexpr const char* op = "gated_scan_apply_carry";
+  check_chunk(K, "K", gate, op);
+  require_shapes(K.shape(), {{&V, "V"}}, op);
+  require_same_type(K, {&V}, op);
+  check_fields(K, state_in, 2, "state_in", op);
+  RT_DISPATCH_CUDA(K, gated_scan_apply_carry, gate, state_in, K, V);
+  dispatch_float(K, op,
+                 [&](auto t) { cpu::gated_scan_apply_carry<decltype(t)>(gate, state_in, K, V); });
+}
+
+void gated_scan_carry_backward(const Tensor& gate, const Tensor& k, const Tensor& v,
+                               const Tensor& K, const Tensor& V, const Tensor& state_in,
+                               const Tensor& adjoint_in, Tensor& dg, Tensor& dk, Tensor& dv) {
+  constexpr const char* op = "gated_scan_carry_backward";
+  check_chunk(k, "k", gate, op);
+  require_shapes(k.shape(),
+                 {{&v, "v"}, {&K, "K"}, {&V, "V"}, {&dg, "dg"}, {&dk, "dk"}, {&dv, "dv"}}, op);
+  require_same_type(k, {&v, &K, &V, &dg, &dk, &dv}, op);
+  check_fields(k, state_in, 2, "state_in", op);
+  check_fields(k, adjoint_in, 2, "adjoint_in", op);
+  RT_DISPATCH_CUDA(k, gated_scan_carry_backward, gate, k, v, K, V, state_in, adjoint_in, dg, dk,
+                   dv);
+  dispatch_float(k, op, [&](auto t) {
+    cpu::gated_scan_carry_backward<decltype(t)>(gate, k, v, K, V, state_in, adjoint_in, dg, dk,
+                                                dv);
+  });
+}
+
+namespace {
 void check_rope(const Tensor& x, double base, const Tensor& y, const char* op) {
   require_rank(x, 4, op);
   RT_REQUIRE(x.dim(3) % 2 == 0, op, ": head dim must be even, got ", x.dim(3));
@@ -67,20 +163,12 @@ void rope_backward(const Tensor& dy, double base, std::int64_t position_offset, 
 }
 
 namespace {
-void check_rule(const Sparsity& rule, const char* op) {
-  RT_REQUIRE(rule.dilation == -1 || rule.dilation >= 1, op,
-             ": dilation must be 1 (dense), > 1 (dilated) or -1 (local only), got ",
-             rule.dilation);
-  RT_REQUIRE(rule.window >= 0 && rule.initial >= 0, op,
-             ": window and initial must be >= 0, got W = ", rule.window, ", P = ", rule.initial);
-}
-
 // q (B, T, H, dh); lse (B, H, T).
 void check_attention(const Tensor& q, const Tensor& lse, const Sparsity& rule, const char* op) {
   require_rank(q, 4, op);
   require_shapes({q.dim(0), q.dim(2), q.dim(1)}, {{&lse, "lse (B, H, T)"}}, op);
   require_f32_on_gpu(q, lse, "lse", op);
-  check_rule(rule, op);
+  detail::require_valid_rule(rule, op);
 }
 }  // namespace
 

@@ -1,6 +1,8 @@
 // Host-side checks and dispatch for the training ops of ops.hpp: the tied head with
-// cross-entropy, label counting and the optimizer kernels (AdamW, sum of squares,
-// scaling).
+// cross-entropy (full vocabulary or the phases of a vocab shard), label counting and the
+// optimizer kernels (AdamW, sum of squares, scaling).
+#include <string>
+
 #include "kernels/cpu/cpu.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/ops.hpp"
@@ -12,14 +14,15 @@ using detail::Named;
 using detail::require_rank;
 using detail::require_shapes;
 
-CrossEntropyResult tied_head_cross_entropy(const Tensor& x, const Tensor& emb,
-                                           const Tensor& labels, double grad_scale, Tensor* dx,
-                                           Tensor* demb) {
-  constexpr const char* op = "tied_head_cross_entropy";
-  require_rank(x, 2, "tied_head_cross_entropy: x");
-  require_rank(emb, 2, "tied_head_cross_entropy: emb");
+namespace {
+// The checks shared by the full and the vocab-shard head: x (N, C), emb (V or Vs, C),
+// labels (N) i32, and the gradients that are given.
+void check_tied_head(const Tensor& x, const Tensor& emb, const Tensor& labels, const Tensor* dx,
+                     const Tensor* demb, const char* op) {
+  require_rank(x, 2, (std::string(op) + ": x").c_str());
+  require_rank(emb, 2, (std::string(op) + ": emb").c_str());
   require_shapes({emb.dim(0), x.dim(1)}, {{&emb, "emb (V, C)"}}, op);
-  detail::require_index_tensor(labels, x.dim(0), x, "tied_head_cross_entropy: labels");
+  detail::require_index_tensor(labels, x.dim(0), x, (std::string(op) + ": labels").c_str());
   require_same_type(x, {&emb}, op);
   if (dx) {
     require_shapes(x.shape(), {{dx, "dx"}}, op);
@@ -29,9 +32,77 @@ CrossEntropyResult tied_head_cross_entropy(const Tensor& x, const Tensor& emb,
     require_shapes(emb.shape(), {{demb, "demb"}}, op);
     detail::require_f32_on_gpu(x, *demb, "demb", op);
   }
+}
+
+// The vocab-shard phases run on the host only for now: their collectives
+// (parallel/group.hpp) take host tensors until NCCL groups exist.
+void check_shard(const Tensor& x, const Tensor& emb_shard, std::int64_t vocab_begin,
+                 const char* op) {
+  RT_REQUIRE(x.device() == Device::cpu, op,
+             ": the vocab-parallel cross-entropy has no CUDA kernel yet (x is on ",
+             device_name(x.device()), ")");
+  RT_REQUIRE(emb_shard.dim(0) >= 1, op, ": the vocabulary shard emb_shard has no rows");
+  RT_REQUIRE(vocab_begin >= 0, op, ": vocab_begin must be >= 0, got ", vocab_begin);
+}
+
+// The shard statistics and lse are f64 host tensors (the collectives reduce them there).
+void require_host_f64(const Tensor& t, const char* name, const char* op) {
+  RT_REQUIRE(t.dtype() == DType::f64 && t.device() == Device::cpu, op, ": ", name,
+             " must be f64 on the cpu, got ", dtype_name(t.dtype()), " on ",
+             device_name(t.device()));
+}
+}  // namespace
+
+CrossEntropyResult tied_head_cross_entropy(const Tensor& x, const Tensor& emb,
+                                           const Tensor& labels, double grad_scale, Tensor* dx,
+                                           Tensor* demb) {
+  constexpr const char* op = "tied_head_cross_entropy";
+  check_tied_head(x, emb, labels, dx, demb, op);
   RT_DISPATCH_CUDA(x, tied_head_cross_entropy, x, emb, labels, grad_scale, dx, demb);
   return dispatch_float(x, op, [&](auto t) {
     return cpu::tied_head_cross_entropy<decltype(t)>(x, emb, labels, grad_scale, dx, demb);
+  });
+}
+
+void cross_entropy_shard_stats(const Tensor& x, const Tensor& emb_shard,
+                               std::int64_t vocab_begin, const Tensor& labels, Tensor& stats) {
+  constexpr const char* op = "cross_entropy_shard_stats";
+  check_tied_head(x, emb_shard, labels, nullptr, nullptr, op);
+  check_shard(x, emb_shard, vocab_begin, op);
+  require_shape(stats, {kShardStatRows, x.dim(0)}, "cross_entropy_shard_stats: stats");
+  require_host_f64(stats, "stats", op);
+  dispatch_float(x, op, [&](auto t) {
+    cpu::cross_entropy_shard_stats<decltype(t)>(x, emb_shard, vocab_begin, labels, stats);
+  });
+}
+
+CrossEntropyResult merge_cross_entropy_shard_stats(const Tensor& all_stats,
+                                                   const Tensor& labels, Tensor& lse) {
+  constexpr const char* op = "merge_cross_entropy_shard_stats";
+  require_rank(all_stats, 2, "merge_cross_entropy_shard_stats: all_stats");
+  RT_REQUIRE(all_stats.dim(0) >= kShardStatRows && all_stats.dim(0) % kShardStatRows == 0, op,
+             ": all_stats must stack ", kShardStatRows, " rows per shard, got shape ",
+             shape_str(all_stats.shape()));
+  const std::int64_t n = all_stats.dim(1);
+  detail::require_index_tensor(labels, n, all_stats, "merge_cross_entropy_shard_stats: labels");
+  require_shape(lse, {n}, "merge_cross_entropy_shard_stats: lse");
+  require_host_f64(all_stats, "all_stats", op);
+  require_host_f64(lse, "lse", op);
+  return cpu::merge_cross_entropy_shard_stats(all_stats, labels, lse);
+}
+
+void cross_entropy_shard_backward(const Tensor& x, const Tensor& emb_shard,
+                                  std::int64_t vocab_begin, const Tensor& labels,
+                                  const Tensor& lse, double grad_scale, Tensor* dx,
+                                  Tensor* demb_shard) {
+  constexpr const char* op = "cross_entropy_shard_backward";
+  check_tied_head(x, emb_shard, labels, dx, demb_shard, op);
+  check_shard(x, emb_shard, vocab_begin, op);
+  require_shape(lse, {x.dim(0)}, "cross_entropy_shard_backward: lse");
+  require_host_f64(lse, "lse", op);
+  dispatch_float(x, op, [&](auto t) {
+    cpu::cross_entropy_shard_backward<decltype(t)>(x, emb_shard, vocab_begin, labels, lse,
+                                                   grad_scale, dx, demb_shard);
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include "io/batch.hpp"
 #include "io/sampler.hpp"
+#include "parallel/token_split.hpp"
 
 namespace ratrain {
 
@@ -14,16 +15,19 @@ double validation_loss(RatLM& model, const TokenDataset& data, const EvalShape& 
   RT_REQUIRE(batches > 0, "validation file '", data.path(), "' holds ", samples,
              " samples of ", shape.seq_len, " tokens, fewer than one batch of ", shape.batch_size);
   const SampleOrder in_order(samples, 0, /*shuffle=*/false);
-  double loss_sum = 0;
-  std::int64_t valid = 0;
+  const ParallelContext& ctx = model.context();
+  double loss_sum = 0, valid = 0;
   for (std::int64_t b = 0; b < batches; ++b) {
     const Batch batch = make_batch(data, in_order, b * shape.batch_size, shape.batch_size,
                                    shape.seq_len, shape.eos_id);
-    const auto r = model.forward(batch.ids, batch.labels, mode);
+    const auto r = model.forward(local_tokens(batch.ids, ctx), local_tokens(batch.labels, ctx), mode);
     loss_sum += r.loss_sum;
-    valid += r.valid;
+    valid += static_cast<double>(r.valid);
   }
-  return loss_sum / static_cast<double>(std::max<std::int64_t>(valid, 1));
+  // Each rank scored its block of every batch (rows by dp, positions by sp).
+  loss_sum = ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(loss_sum));
+  valid = ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(valid));
+  return loss_sum / std::max(valid, 1.0);
 }
 
 }  // namespace ratrain

@@ -5,12 +5,18 @@
 //   ratrain verify   REF.h5 [--dtype f64|f32]
 // Library code throws ratrain::Error; this is the one place that turns it into a
 // message on stderr and a non-zero exit status.
+//
+// `train` starts MPI (under mpirun or srun, or as a singleton of one rank). An error on
+// one rank of several aborts the whole job after printing it: the other ranks may be
+// waiting for this one in a collective and would otherwise never return.
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "launch/commands.hpp"
+#include "parallel/mpi_runtime.hpp"
 #include "runtime/error.hpp"
 
 namespace {
@@ -45,12 +51,16 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stderr);
     return 2;
   }
+  const std::string command = argv[1];
+  std::optional<ratrain::MpiRuntime> mpi;
   try {
-    return dispatch(argv[1], std::vector<std::string>(argv + 2, argv + argc));
+    if (command == "train") mpi.emplace(&argc, &argv);
+    return dispatch(command, std::vector<std::string>(argv + 2, argv + argc));
   } catch (const ratrain::Error& e) {
     std::fprintf(stderr, "ratrain: %s\n", e.what());  // e.what() starts with its kind
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ratrain: unexpected error: %s\n", e.what());
   }
+  if (mpi) mpi->abort_job(1);
   return 1;
 }

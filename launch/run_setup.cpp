@@ -54,12 +54,12 @@ RunData open_run_data(RunConfig& config, bool need_train) {
   return data;
 }
 
-std::unique_ptr<RatLM> build_model(const RunConfig& config) {
+std::unique_ptr<RatLM> build_model(const RunConfig& config, const ParallelContext& ctx) {
   RT_REQUIRE(config.train.device == Device::cpu || cuda_available(),
              "train.device = cuda but no CUDA device is visible (or this build has no CUDA "
              "backend: configure with the cuda preset)");
   auto model = std::make_unique<RatLM>(config.model, config.train.dtype, config.train.device,
-                                       config.train.recompute);
+                                       config.train.recompute, ctx);
   const std::string& weights = config.train.weights;
   if (weights.empty()) {
     model->params().initialize(config.train.seed, config.train.init_std);

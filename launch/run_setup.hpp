@@ -23,8 +23,10 @@ struct RunData {
 // checks that the data fits the vocabulary, and validates the whole config.
 RunData open_run_data(RunConfig& config, bool need_train);
 
-// A model of the config's shape, initialised from model.weights or freshly.
-std::unique_ptr<RatLM> build_model(const RunConfig& config);
+// A model of the config's shape, initialised from model.weights or freshly, holding
+// the parameter parts of this rank of `ctx` (which must follow config.parallel).
+std::unique_ptr<RatLM> build_model(const RunConfig& config,
+                                   const ParallelContext& ctx = ParallelContext::single_process());
 
 // Creates the run directory (and parents); an error names it if that fails.
 void make_run_dir(const std::string& dir);

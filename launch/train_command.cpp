@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include "io/batch.hpp"
 #include "io/metrics.hpp"
@@ -15,6 +16,7 @@
 #include "launch/evaluation.hpp"
 #include "launch/run_setup.hpp"
 #include "model/flops.hpp"
+#include "parallel/mpi_group.hpp"
 #include "parallel/parallel_context.hpp"
 #include "runtime/allocator.hpp"
 #include "runtime/log.hpp"
@@ -61,7 +63,9 @@ class ValidationPass {
         modes_(schedule_modes(c.train.schedule)) {}
   bool enabled() const { return data_ != nullptr; }
 
-  void run(RatLM& model, std::int64_t iter, MetricsWriter& metrics) const {
+  // Collective over the model's dp and sp groups; `metrics` is null on ranks that do not
+  // write them.
+  void run(RatLM& model, std::int64_t iter, MetricsWriter* metrics) const {
     JsonLine line;
     line.add("event", "val").add("iter", iter);
     std::string progress = "validation";
@@ -70,7 +74,7 @@ class ValidationPass {
       line.add("val_loss_" + attention_mode_name(mode), loss);
       progress += format("  %s %.4f", attention_mode_name(mode).c_str(), loss);
     }
-    metrics.write(line);
+    if (metrics) metrics->write(line);
     log_info(progress, "  (iter ", iter, ")");
   }
 
@@ -92,13 +96,21 @@ int train_command(const std::vector<std::string>& args) {
              cl.positional.size(), " positional arguments");
   RunConfig config = load_run_config(cl.positional.empty() ? "" : cl.positional[0], cl.overrides);
   const RunData data = open_run_data(config, /*need_train=*/true);
-  const ParallelContext ctx = ParallelContext::single_process();
+  // Every rank reads the data and the whole batch, and works on its block of it.
+  const ParallelContext ctx = ParallelContext::create(group_from_mpi(MPI_COMM_WORLD), config.parallel);
+  if (ctx.world_size > 1)
+    log_info("parallel layout ", to_string(config.parallel), " over ", ctx.world_size, " ranks");
 
-  make_run_dir(config.run_dir);
-  write_text(config.run_dir + "/config.ini", config.raw.to_ini());
-  MetricsWriter metrics(config.run_dir + "/metrics.jsonl");
+  // World rank 0 writes the run folder's files.
+  std::optional<MetricsWriter> metrics;
+  if (ctx.world_rank == 0) {
+    make_run_dir(config.run_dir);
+    write_text(config.run_dir + "/config.ini", config.raw.to_ini());
+    metrics.emplace(config.run_dir + "/metrics.jsonl");
+  }
+  MetricsWriter* const metrics_out = metrics ? &*metrics : nullptr;
 
-  std::unique_ptr<RatLM> model = build_model(config);
+  std::unique_ptr<RatLM> model = build_model(config, ctx);
   AdamW optimizer(model->params(), config.optim, ctx);
   Trainer trainer(*model, optimizer, config.lr, config.train.schedule, config.train.micro_batch);
   const ValidationPass validation(config, data);
@@ -118,7 +130,7 @@ int train_command(const std::vector<std::string>& args) {
            samples, " samples per epoch); run folder ", config.run_dir);
 
   // A pass before the first step anchors the validation curve at the initial loss.
-  if (validation.enabled() && config.eval.every > 0) validation.run(*model, 0, metrics);
+  if (validation.enabled() && config.eval.every > 0) validation.run(*model, 0, metrics_out);
   const auto start = std::chrono::steady_clock::now();
   for (std::int64_t it = 0; it < config.train.iters; ++it) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -143,7 +155,7 @@ int train_command(const std::vector<std::string>& args) {
         .add("comm_s", 0.0)
         .add("peak_bytes", memory_stats(config.train.device).peak_bytes)
         .add("elapsed_s", elapsed);
-    metrics.write(line);
+    if (metrics_out) metrics_out->write(line);
 
     if (it % config.log_every == 0 || it + 1 == config.train.iters) {
       std::string losses;
@@ -159,13 +171,13 @@ int train_command(const std::vector<std::string>& args) {
     }
     if (validation.enabled() && config.eval.every > 0 && (it + 1) % config.eval.every == 0 &&
         it + 1 != config.train.iters)
-      validation.run(*model, it + 1, metrics);
+      validation.run(*model, it + 1, metrics_out);
   }
-  if (validation.enabled()) validation.run(*model, config.train.iters, metrics);
+  if (validation.enabled()) validation.run(*model, config.train.iters, metrics_out);
 
   const std::string model_path = config.run_dir + "/model.h5";
-  save_model_file(model_path, config.model, model->params());
-  log_info("done: weights in ", model_path, ", metrics in ", metrics.path());
+  save_model_file(model_path, config.model, model->params(), ctx);
+  log_info("done: weights in ", model_path, ", metrics in ", config.run_dir, "/metrics.jsonl");
   return 0;
 }
 

@@ -4,9 +4,30 @@
 
 namespace ratrain {
 
-void ParamTable::add(std::string name, Shape shape, InitKind init) {
+std::int64_t ParamEntry::global_index(std::int64_t i) const {
+  if (shard.is_whole()) return i;
+  // Row-major: i = (outer * local_extent + c) * inner + rest, where only the coordinate
+  // c along the cut dimension differs between the local part and the global tensor.
+  std::int64_t inner = 1;
+  for (std::size_t d = shard.dim + 1; d < shape.size(); ++d) inner *= shape[d];
+  const std::int64_t local_extent = shape[shard.dim], global_extent = global_shape[shard.dim];
+  const std::int64_t rest = i % inner, c = (i / inner) % local_extent,
+                     outer = i / (inner * local_extent);
+  const std::int64_t segment = c / shard.length, within = c % shard.length;
+  const std::int64_t global_c = segment * (global_extent / shard.segments) + shard.begin + within;
+  return (outer * global_extent + global_c) * inner + rest;
+}
+
+void ParamTable::add(std::string name, Shape global_shape, InitKind init, ShardSpec shard) {
   RT_ASSERT(!contains(name));
-  ParamEntry e{std::move(name), std::move(shape), total_, 0, init};
+  Shape shape = global_shape;
+  if (!shard.is_whole()) {
+    RT_ASSERT(shard.dim < static_cast<int>(shape.size()) && shard.segments > 0 &&
+              shape[shard.dim] % shard.segments == 0 && shard.begin >= 0 && shard.length > 0 &&
+              shard.begin + shard.length <= shape[shard.dim] / shard.segments);
+    shape[shard.dim] = shard.segments * shard.length;
+  }
+  ParamEntry e{std::move(name), std::move(global_shape), std::move(shape), shard, total_, 0, init};
   e.numel = shape_numel(e.shape);
   total_ += e.numel;
   entries_.push_back(std::move(e));
@@ -26,15 +47,19 @@ const ParamEntry& ParamTable::find(const std::string& name) const {
 
 namespace {
 bool needs_master(DType dtype, Device device) { return device == Device::cuda && dtype != DType::f32; }
+
+std::int64_t round_up(std::int64_t n, std::int64_t multiple) {
+  return (n + multiple - 1) / multiple * multiple;
+}
 }  // namespace
 
-ParamStore::ParamStore(ParamTable table, DType dtype, Device device)
+ParamStore::ParamStore(ParamTable table, DType dtype, Device device, int shards)
     : table_(std::move(table)),
-      values_(Tensor::zeros({table_.total_numel()}, dtype, device)),
-      master_(Tensor::zeros({needs_master(dtype, device) ? table_.total_numel() : 0}, DType::f32,
+      values_(Tensor::zeros({round_up(table_.total_numel(), shards)}, dtype, device)),
+      master_(Tensor::zeros({needs_master(dtype, device) ? values_.numel() : 0}, DType::f32,
                             device)),
-      grads_(Tensor::zeros({table_.total_numel()},
-                           device == Device::cuda ? DType::f32 : dtype, device)) {}
+      grads_(Tensor::zeros({values_.numel()}, device == Device::cuda ? DType::f32 : dtype,
+                           device)) {}
 
 void ParamStore::assign(const std::string& name, const Tensor& source) {
   if (has_master()) {
@@ -56,7 +81,7 @@ Tensor ParamStore::view_of(const Tensor& flat, const std::string& name) const {
 }
 
 void ParamStore::initialize(std::uint64_t seed, double std) {
-  Tensor host = Tensor::empty({table_.total_numel()}, DType::f64);
+  Tensor host = Tensor::zeros({padded_numel()}, DType::f64);
   double* out = host.data<double>();
   for (const auto& e : table_.entries()) {
     const CounterRng rng(seed, e.name);
@@ -64,7 +89,9 @@ void ParamStore::initialize(std::uint64_t seed, double std) {
     // same weights (1.5B parameters take ~90 s on one thread).
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < e.numel; ++i)
-      out[e.offset + i] = e.init == InitKind::ones ? 1.0 : std * rng.normal(static_cast<std::uint64_t>(i));
+      out[e.offset + i] = e.init == InitKind::ones
+                              ? 1.0
+                              : std * rng.normal(static_cast<std::uint64_t>(e.global_index(i)));
   }
   if (has_master()) master_.copy_from(host);
   values_.copy_from(host);

@@ -6,9 +6,13 @@
 // updates; publish_master() then rounds it into the values.
 //
 // The table maps every parameter name (the authors' checkpoint names, e.g.
-// `backbone.layers.3.seq_layer.in_proj.weight`) to its shape and its offset in the
+// `backbone.layers.3.seq_layer.in_proj.weight`) to its global shape, the part of it this
+// rank holds (tensor parallelism splits one dimension), and that part's offset in the
 // flat buffers. Optimizers, clipping, checkpoints and verification work on the table
 // and the flat buffers, never on layer objects.
+//
+// The flat buffers may be longer than the table (`padded_numel`): ZeRO-1 cuts them into
+// equal shards, one per data-parallel rank. The padding is zero and never read by a layer.
 #pragma once
 
 #include <cstdint>
@@ -21,17 +25,39 @@ namespace ratrain {
 
 enum class InitKind { normal, ones };
 
+// The part of a global tensor a rank holds. Dimension `dim` of the global tensor is
+// `segments` equal blocks; the rank holds entries [begin, begin + length) of each block,
+// in block order. Worked example, W_in (5d, d) with d = 8 over two TP ranks: dim 0,
+// segments 5 (o, q, k, v, g), length 4; rank 1 (begin 4) holds global rows 4-7, 12-15,
+// 20-23, 28-31 and 36-39 as its local rows 0-19.
+struct ShardSpec {
+  int dim = -1;  // -1: the whole tensor, identical on every rank of the group
+  std::int64_t segments = 1;
+  std::int64_t begin = 0;
+  std::int64_t length = 0;
+
+  static ShardSpec whole() { return {}; }
+  bool is_whole() const { return dim < 0; }
+};
+
 struct ParamEntry {
   std::string name;
-  Shape shape;
+  Shape global_shape;
+  Shape shape;              // the local part, global_shape with `shard.dim` cut
+  ShardSpec shard;
   std::int64_t offset = 0;  // in elements, into the flat buffers
-  std::int64_t numel = 0;
+  std::int64_t numel = 0;   // of the local part
   InitKind init = InitKind::normal;
+
+  // The global row-major index of local element `i`.
+  std::int64_t global_index(std::int64_t i) const;
 };
 
 class ParamTable {
  public:
-  void add(std::string name, Shape shape, InitKind init);
+  // `shard` cuts `global_shape` to what this rank holds (its whole by default).
+  void add(std::string name, Shape global_shape, InitKind init,
+           ShardSpec shard = ShardSpec::whole());
   const std::vector<ParamEntry>& entries() const { return entries_; }
   // Throws ratrain::Error naming `name` if absent.
   const ParamEntry& find(const std::string& name) const;
@@ -45,14 +71,16 @@ class ParamTable {
 
 class ParamStore {
  public:
-  ParamStore(ParamTable table, DType dtype, Device device);
+  // The flat buffers hold table.total_numel() rounded up to a multiple of `shards`.
+  ParamStore(ParamTable table, DType dtype, Device device, int shards = 1);
 
   const ParamTable& table() const { return table_; }
-  Tensor& values() { return values_; }  // (total,) flat, what the ops read
-  Tensor& grads() { return grads_; }    // (total,) flat
+  std::int64_t padded_numel() const { return values_.numel(); }
+  Tensor& values() { return values_; }  // (padded,) flat, what the ops read
+  Tensor& grads() { return grads_; }    // (padded,) flat
   const Tensor& values() const { return values_; }
   const Tensor& grads() const { return grads_; }
-  // (total,) f32: what the optimizer updates (the master copy, else the values).
+  // (padded,): what the optimizer updates (the f32 master copy, else the values).
   Tensor& optimizer_values() { return has_master() ? master_ : values_; }
   bool has_master() const { return master_.numel() > 0; }
 
@@ -68,8 +96,9 @@ class ParamStore {
   // Rounds the master copy into the values; call after every optimizer update.
   void publish_master();
 
-  // Draws every element from the counter-based RNG keyed by (seed, name, index):
-  // N(0, std) for InitKind::normal, 1 for InitKind::ones.
+  // Draws every element from the counter-based RNG keyed by (seed, name, global index):
+  // N(0, std) for InitKind::normal, 1 for InitKind::ones. Any sharding of the table
+  // therefore holds the same numbers as one process (DESIGN.md principle 4).
   void initialize(std::uint64_t seed, double std);
   void zero_grads() { grads_.zero(); }
 

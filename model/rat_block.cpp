@@ -1,6 +1,8 @@
 #include "model/rat_block.hpp"
 
 #include "kernels/ops.hpp"
+#include "parallel/sequence_attention.hpp"
+#include "parallel/sequence_scan.hpp"
 
 namespace ratrain {
 namespace {
@@ -8,19 +10,26 @@ namespace {
 Tensor heads_view(const Tensor& t, const BlockDims& dims) {  // (N, d) -> (B, T, H, dh)
   return t.view({dims.batch, dims.seq, dims.heads, dims.head_dim});
 }
-Tensor seq_view(const Tensor& t, const BlockDims& dims) {  // (N, d) -> (B, T, d)
-  return t.view({dims.batch, dims.seq, dims.d});
+Tensor seq_view(const Tensor& t, const BlockDims& dims) {  // (N, I) -> (B, T, I)
+  return t.view({dims.batch, dims.seq, dims.inner()});
+}
+
+// This rank's block of `extent` columns or rows of a TP-split weight (`segments` blocks).
+ShardSpec head_split(int dim, std::int64_t extent, std::int64_t segments, const Group& tp) {
+  const std::int64_t length = extent / tp.size();
+  return {.dim = dim, .segments = segments, .begin = tp.rank() * length, .length = length};
 }
 
 }  // namespace
 
 BlockActivations::BlockActivations(const BlockDims& dims, DType dtype, Device device) {
-  const Shape nd{dims.rows(), dims.d}, nf{dims.rows(), dims.ffn}, n{dims.rows()};
-  for (Tensor* t : {&normed1, &o, &q, &k, &v, &K, &V, &q_rope, &k_rope, &attn, &gated, &x_mid,
-                    &normed2})
-    *t = Tensor::empty(nd, dtype, device);
+  const Shape nd{dims.rows(), dims.d}, ni{dims.rows(), dims.inner()}, nf{dims.rows(), dims.ffn},
+      n{dims.rows()};
+  for (Tensor* t : {&normed1, &x_mid, &normed2}) *t = Tensor::empty(nd, dtype, device);
+  for (Tensor* t : {&o, &q, &k, &v, &K, &V, &q_rope, &k_rope, &attn, &gated})
+    *t = Tensor::empty(ni, dtype, device);
   const DType stats = statistics_dtype(dtype, device);
-  gate = Tensor::empty(nd, stats, device);
+  gate = Tensor::empty(ni, stats, device);
   rstd1 = Tensor::empty(n, stats, device);
   rstd2 = Tensor::empty(n, stats, device);
   lse = Tensor::empty({dims.batch, dims.heads, dims.seq}, stats, device);
@@ -29,12 +38,12 @@ BlockActivations::BlockActivations(const BlockDims& dims, DType dtype, Device de
 }
 
 BlockScratch::BlockScratch(const BlockDims& dims, DType dtype, Device device) {
-  const Shape nd{dims.rows(), dims.d};
-  proj = Tensor::empty({dims.rows(), 5 * dims.d}, dtype, device);
-  dproj = Tensor::empty({dims.rows(), 5 * dims.d}, dtype, device);
-  for (Tensor* t : {&g, &d_gated, &d_attn, &d_o, &dq, &dk, &dv, &dq_rope, &dk_rope, &dV, &dg,
-                    &dnormed, &dx_mid})
-    *t = Tensor::empty(nd, dtype, device);
+  const Shape nd{dims.rows(), dims.d}, ni{dims.rows(), dims.inner()};
+  proj = Tensor::empty({dims.rows(), 5 * dims.inner()}, dtype, device);
+  dproj = Tensor::empty({dims.rows(), 5 * dims.inner()}, dtype, device);
+  for (Tensor* t : {&g, &d_gated, &d_attn, &d_o, &dq, &dk, &dv, &dq_rope, &dk_rope, &dV, &dg})
+    *t = Tensor::empty(ni, dtype, device);
+  for (Tensor* t : {&dnormed, &dx_mid}) *t = Tensor::empty(nd, dtype, device);
   dh1 = Tensor::empty({dims.rows(), dims.ffn}, dtype, device);
   dh2 = Tensor::empty({dims.rows(), dims.ffn}, dtype, device);
 }
@@ -43,15 +52,17 @@ std::string RatBlock::prefix(std::int64_t layer) {
   return "backbone.layers." + std::to_string(layer) + ".";
 }
 
-void RatBlock::register_params(ParamTable& table, const ModelConfig& c, std::int64_t layer) {
+void RatBlock::register_params(ParamTable& table, const ModelConfig& c, std::int64_t layer,
+                               const Group& tp) {
   const std::string p = prefix(layer);
-  const std::int64_t d = c.d_model;
+  const std::int64_t d = c.d_model, f = c.ffn_dim();
   table.add(p + "seq_layer.input_norm.weight", {d}, InitKind::ones);
-  table.add(p + "seq_layer.in_proj.weight", {5 * d, d}, InitKind::normal);
-  table.add(p + "seq_layer.out_proj.weight", {d, d}, InitKind::normal);
+  table.add(p + "seq_layer.in_proj.weight", {5 * d, d}, InitKind::normal,
+            head_split(0, d, 5, tp));
+  table.add(p + "seq_layer.out_proj.weight", {d, d}, InitKind::normal, head_split(1, d, 1, tp));
   table.add(p + "hidden_layer.ln.weight", {d}, InitKind::ones);
-  table.add(p + "hidden_layer.fc1.weight", {c.ffn_dim(), d}, InitKind::normal);
-  table.add(p + "hidden_layer.fc2.weight", {d, c.ffn_dim()}, InitKind::normal);
+  table.add(p + "hidden_layer.fc1.weight", {f, d}, InitKind::normal, head_split(0, f, 1, tp));
+  table.add(p + "hidden_layer.fc2.weight", {d, f}, InitKind::normal, head_split(1, f, 1, tp));
 }
 
 RatBlock::Weights RatBlock::views(const ParamStore& store, const std::string& p, bool grads) {
@@ -61,9 +72,12 @@ RatBlock::Weights RatBlock::views(const ParamStore& store, const std::string& p,
           get("hidden_layer.fc1.weight"),     get("hidden_layer.fc2.weight")};
 }
 
-RatBlock::RatBlock(const ModelConfig& config, std::int64_t layer, const ParamStore& store)
+RatBlock::RatBlock(const ModelConfig& config, std::int64_t layer, const ParamStore& store,
+                   const ParallelContext& ctx)
     : rope_base_(config.rope_base),
       eps_(config.norm_eps),
+      tp_(ctx.tp),
+      sp_(ctx.sp),
       w_(views(store, prefix(layer), false)),
       dw_(views(store, prefix(layer), true)) {}
 
@@ -77,15 +91,18 @@ void RatBlock::forward(const BlockDims& dims, const Sparsity& rule, const Tensor
 
   // Gated recurrence over keys and values, then RoPE on q and on the recurrent keys.
   Tensor gate = seq_view(a.gate, dims), K = seq_view(a.K, dims), V = seq_view(a.V, dims);
-  ops::gated_scan_forward(seq_view(s.g, dims), seq_view(a.k, dims), seq_view(a.v, dims), gate, K, V);
+  sp_gated_scan_forward(sp_, seq_view(s.g, dims), seq_view(a.k, dims), seq_view(a.v, dims), gate,
+                        K, V);
   Tensor q_rope = heads_view(a.q_rope, dims), k_rope = heads_view(a.k_rope, dims);
-  ops::rope_forward(heads_view(a.q, dims), rope_base_, 0, q_rope);
-  ops::rope_forward(heads_view(a.K, dims), rope_base_, 0, k_rope);
+  const std::int64_t first_position = sp_.rank() * dims.seq;
+  ops::rope_forward(heads_view(a.q, dims), rope_base_, first_position, q_rope);
+  ops::rope_forward(heads_view(a.K, dims), rope_base_, first_position, k_rope);
 
   Tensor attn = heads_view(a.attn, dims);
-  ops::attention_forward(q_rope, k_rope, heads_view(a.V, dims), rule, attn, a.lse);
+  sp_attention_forward(sp_, q_rope, k_rope, heads_view(a.V, dims), rule, attn, a.lse);
   ops::output_gate_forward(a.attn, a.o, a.gated);
   ops::linear_forward(a.gated, w_.out_proj, a.x_mid);
+  tp_.all_reduce_sum(a.x_mid);  // row-parallel W_out: sum the heads' partial outputs
   ops::add_inplace(a.x_mid, x_in);
 
   // FFN: x + fc2(GELU(fc1(RMSNorm(x)))).
@@ -93,6 +110,7 @@ void RatBlock::forward(const BlockDims& dims, const Sparsity& rule, const Tensor
   ops::linear_forward(a.normed2, w_.fc1, a.h1);
   ops::gelu_forward(a.h1, a.h2);
   ops::linear_forward(a.h2, w_.fc2, x_out);
+  tp_.all_reduce_sum(x_out);  // row-parallel fc2
   ops::add_inplace(x_out, a.x_mid);
 }
 
@@ -103,6 +121,7 @@ void RatBlock::backward(const BlockDims& dims, const Sparsity& rule, const Tenso
   ops::linear_backward(a.h2, w_.fc2, dx_out, &s.dh2, dw_.fc2);
   ops::gelu_backward(a.h1, s.dh2, s.dh1);
   ops::linear_backward(a.normed2, w_.fc1, s.dh1, &s.dnormed, dw_.fc1);
+  tp_.all_reduce_sum(s.dnormed);  // column-parallel fc1: its input was used by every rank
   ops::rmsnorm_backward(a.x_mid, w_.ffn_norm, a.rstd2, s.dnormed, s.dx_mid, dw_.ffn_norm);
   ops::add_inplace(s.dx_mid, dx_out);
 
@@ -111,20 +130,22 @@ void RatBlock::backward(const BlockDims& dims, const Sparsity& rule, const Tenso
   ops::output_gate_backward(a.attn, a.o, s.d_gated, s.d_attn, s.d_o);
   Tensor dq_rope = heads_view(s.dq_rope, dims), dk_rope = heads_view(s.dk_rope, dims),
          dV = heads_view(s.dV, dims);
-  ops::attention_backward(heads_view(a.q_rope, dims), heads_view(a.k_rope, dims),
-                          heads_view(a.V, dims), heads_view(a.attn, dims), a.lse,
-                          heads_view(s.d_attn, dims), rule, dq_rope, dk_rope, dV);
+  sp_attention_backward(sp_, heads_view(a.q_rope, dims), heads_view(a.k_rope, dims),
+                        heads_view(a.V, dims), heads_view(a.attn, dims), a.lse,
+                        heads_view(s.d_attn, dims), rule, dq_rope, dk_rope, dV);
   Tensor dq = heads_view(s.dq, dims);
-  ops::rope_backward(dq_rope, rope_base_, 0, dq);
-  ops::rope_backward(dk_rope, rope_base_, 0, dk_rope);  // now dL/dK (pre-RoPE), in place
+  const std::int64_t first_position = sp_.rank() * dims.seq;
+  ops::rope_backward(dq_rope, rope_base_, first_position, dq);
+  ops::rope_backward(dk_rope, rope_base_, first_position, dk_rope);  // dL/dK (pre-RoPE), in place
 
   Tensor dg = seq_view(s.dg, dims), dk = seq_view(s.dk, dims), dv = seq_view(s.dv, dims);
-  ops::gated_scan_backward(seq_view(a.gate, dims), seq_view(a.k, dims), seq_view(a.v, dims),
-                           seq_view(a.K, dims), seq_view(a.V, dims), seq_view(s.dk_rope, dims),
-                           seq_view(s.dV, dims), dg, dk, dv);
+  sp_gated_scan_backward(sp_, seq_view(a.gate, dims), seq_view(a.k, dims), seq_view(a.v, dims),
+                         seq_view(a.K, dims), seq_view(a.V, dims), seq_view(s.dk_rope, dims),
+                         seq_view(s.dV, dims), dg, dk, dv);
   const Tensor* segments[] = {&s.d_o, &s.dq, &s.dk, &s.dv, &s.dg};
   ops::concat_columns(segments, 5, s.dproj);
   ops::linear_backward(a.normed1, w_.in_proj, s.dproj, &s.dnormed, dw_.in_proj);
+  tp_.all_reduce_sum(s.dnormed);  // column-parallel W_in
   ops::rmsnorm_backward(x_in, w_.in_norm, a.rstd1, s.dnormed, dx_in, dw_.in_norm);
   ops::add_inplace(dx_in, s.dx_mid);
 }

@@ -1,10 +1,22 @@
 #include "model/rat_lm.hpp"
 
+#include "parallel/vocab_parallel.hpp"
+
 namespace ratrain {
 
 namespace {
 const char* const kEmbedding = "embedding.wte.weight";
 const char* const kFinalNorm = "backbone.ln.weight";
+
+// Checks that `c` splits over the layout and returns its parameter table.
+ParamTable checked_param_table(const ModelConfig& c, const ParallelContext& ctx) {
+  c.validate();
+  RT_REQUIRE(c.num_heads % ctx.sizes.tp == 0, "parallel.tp (", ctx.sizes.tp,
+             ") must divide model.num_heads (", c.num_heads, "): tensor parallelism splits heads");
+  RT_REQUIRE(ctx.sizes.pp == 1, "parallel.pp > 1 (pipeline parallelism) is not implemented yet");
+  return RatLM::make_param_table(c, ctx.tp);
+}
+
 }  // namespace
 
 struct RatLM::Buffers {
@@ -37,21 +49,27 @@ struct RatLM::Buffers {
   Tensor ids, labels;                    // (N) i32 on the model's device
 };
 
-ParamTable RatLM::make_param_table(const ModelConfig& c) {
+ParamTable RatLM::make_param_table(const ModelConfig& c, const Group& tp) {
   ParamTable table;
-  table.add(kEmbedding, {c.vocab_size, c.d_model}, InitKind::normal);
-  for (std::int64_t l = 0; l < c.num_layers; ++l) RatBlock::register_params(table, c, l);
+  const VocabRange vocab = vocab_range(c.vocab_size, tp.size(), tp.rank());
+  table.add(kEmbedding, {c.vocab_size, c.d_model}, InitKind::normal,
+            tp.size() > 1 ? ShardSpec{.dim = 0, .begin = vocab.begin, .length = vocab.end - vocab.begin}
+                          : ShardSpec::whole());
+  for (std::int64_t l = 0; l < c.num_layers; ++l) RatBlock::register_params(table, c, l, tp);
   table.add(kFinalNorm, {c.d_model}, InitKind::ones);
   return table;
 }
 
-RatLM::RatLM(ModelConfig config, DType dtype, Device device, bool recompute)
+RatLM::RatLM(ModelConfig config, DType dtype, Device device, bool recompute, ParallelContext ctx)
     : config_(std::move(config)),
+      ctx_(std::move(ctx)),
+      vocab_begin_(vocab_range(config_.vocab_size, ctx_.tp.size(), ctx_.tp.rank()).begin),
       dtype_(dtype),
       device_(device),
       recompute_(recompute),
-      store_((config_.validate(), make_param_table(config_)), dtype, device) {
-  for (std::int64_t l = 0; l < config_.num_layers; ++l) blocks_.emplace_back(config_, l, store_);
+      store_(checked_param_table(config_, ctx_), dtype, device, ctx_.dp.size()) {
+  for (std::int64_t l = 0; l < config_.num_layers; ++l)
+    blocks_.emplace_back(config_, l, store_, ctx_);
 }
 
 RatLM::~RatLM() = default;
@@ -59,15 +77,17 @@ RatLM::~RatLM() = default;
 RatLM::Buffers& RatLM::buffers_for(const Tensor& ids) {
   RT_REQUIRE(ids.rank() == 2 && ids.dtype() == DType::i32, "input_ids must be (B, T) int32, got ",
              shape_str(ids.shape()), " ", dtype_name(ids.dtype()));
-  const BlockDims dims{ids.dim(0), ids.dim(1), config_.d_model, config_.num_heads,
-                       config_.head_dim(), config_.ffn_dim()};
+  const int tp = ctx_.tp.size();
+  const BlockDims dims{ids.dim(0), ids.dim(1), config_.d_model, config_.num_heads / tp,
+                       config_.head_dim(), config_.ffn_dim() / tp};
   if (!buffers_ || !(buffers_->dims == dims))
     buffers_ = std::make_unique<Buffers>(dims, config_.num_layers, recompute_, dtype_, device_);
   return *buffers_;
 }
 
 const Tensor& RatLM::run_forward(Buffers& b, const Tensor& ids, const std::vector<Sparsity>& rules) {
-  ops::embedding_forward(ids, store_.value(kEmbedding), b.residual[0]);
+  vocab_parallel_embedding_forward(ctx_.tp, ids, store_.value(kEmbedding), vocab_begin_,
+                                   b.residual[0]);
   for (std::size_t l = 0; l < blocks_.size(); ++l) {
     BlockActivations& act = b.acts[recompute_ ? 0 : l];
     blocks_[l].forward(b.dims, rules[l], b.residual[l], b.residual[l + 1], act, b.scratch);
@@ -86,11 +106,13 @@ ops::CrossEntropyResult RatLM::forward(const Tensor& ids, const Tensor& labels,
   const Tensor& hidden = run_forward(b, flat_ids, config_.layer_rules(mode));
   const Tensor emb = store_.value(kEmbedding);
   if (logits) {
+    RT_REQUIRE(ctx_.tp.size() == 1, "logits are only available with parallel.tp = 1");
     *logits = Tensor::empty({b.dims.batch, b.dims.seq, config_.vocab_size}, dtype_, device_);
     Tensor flat = logits->view({b.dims.rows(), config_.vocab_size});
     ops::linear_forward(hidden, emb, flat);
   }
-  return ops::tied_head_cross_entropy(hidden, emb, flat_labels, 0.0, nullptr, nullptr);
+  return vocab_parallel_cross_entropy(ctx_.tp, hidden, emb, vocab_begin_, flat_labels, 0.0,
+                                      nullptr, nullptr);
 }
 
 ops::CrossEntropyResult RatLM::forward_backward(const Tensor& ids, const Tensor& labels,
@@ -103,8 +125,9 @@ ops::CrossEntropyResult RatLM::forward_backward(const Tensor& ids, const Tensor&
   const Tensor& hidden = run_forward(b, flat_ids, rules);
 
   Tensor demb = store_.grad(kEmbedding);
-  const auto result = ops::tied_head_cross_entropy(
-      hidden, store_.value(kEmbedding), flat_labels, grad_scale, &b.d_final, &demb);
+  const auto result = vocab_parallel_cross_entropy(ctx_.tp, hidden, store_.value(kEmbedding),
+                                                   vocab_begin_, flat_labels, grad_scale,
+                                                   &b.d_final, &demb);
   Tensor dnorm = store_.grad(kFinalNorm);
   ops::rmsnorm_backward(b.residual.back(), store_.value(kFinalNorm), b.final_rstd, b.d_final,
                         b.d_residual, dnorm);
@@ -118,7 +141,7 @@ ops::CrossEntropyResult RatLM::forward_backward(const Tensor& ids, const Tensor&
     }
     blocks_[l].backward(b.dims, rules[l], b.residual[l], act, b.d_residual, b.d_residual, b.scratch);
   }
-  ops::embedding_backward(flat_ids, b.d_residual, demb);
+  vocab_parallel_embedding_backward(ctx_.tp, flat_ids, b.d_residual, vocab_begin_, demb);
   return result;
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "parallel/token_split.hpp"
+
 namespace ratrain {
 
 Schedule parse_schedule(const std::string& name) {
@@ -38,9 +40,11 @@ Trainer::Trainer(RatLM& model, AdamW& optimizer, LrSchedule lr, Schedule schedul
 
 ModeStepResult Trainer::optimizer_step(const Tensor& ids, const Tensor& labels,
                                        AttentionMode mode, double lr) {
-  const std::int64_t rows = ids.dim(0);
+  const ParallelContext& ctx = model_.context();
+  const Tensor local_ids = local_tokens(ids, ctx), local_labels = local_tokens(labels, ctx);
+  const std::int64_t rows = local_ids.dim(0);
   const std::int64_t chunk = micro_batch_ > 0 ? std::min(micro_batch_, rows) : rows;
-  RT_REQUIRE(rows % chunk == 0, "the batch size (", rows, ") must be divisible by "
+  RT_REQUIRE(rows % chunk == 0, "the rows of a rank (", rows, ") must be divisible by "
              "train.micro_batch (", chunk, ")");
   ModeStepResult result;
   result.mode = mode;
@@ -51,9 +55,10 @@ ModeStepResult Trainer::optimizer_step(const Tensor& ids, const Tensor& labels,
   model_.params().zero_grads();
   double loss_sum = 0;
   for (std::int64_t r = 0; r < rows; r += chunk)
-    loss_sum += model_.forward_backward(ids.rows(r, r + chunk), labels.rows(r, r + chunk), mode,
-                                        grad_scale).loss_sum;
-  result.loss = loss_sum * grad_scale;
+    loss_sum += model_.forward_backward(local_ids.rows(r, r + chunk),
+                                        local_labels.rows(r, r + chunk), mode, grad_scale)
+                    .loss_sum;
+  result.loss = ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(loss_sum)) * grad_scale;
   result.grad_norm = optimizer_.step(lr);
   return result;
 }

@@ -6,6 +6,11 @@
 // Gradient accumulation: the batch's rows are processed `micro_batch` rows at a time
 // into the gradient buffer with grad_scale = 1 / (valid labels of the whole batch), so
 // the accumulated gradient is exactly that of the mean loss over the batch.
+//
+// Parallel layouts: every rank is given the whole batch and works on its block of it
+// (parallel/token_split.hpp: rows by dp, positions by sp); the valid-label count comes
+// from the whole batch, so every rank scales by the same number, and the loss sums of
+// the blocks are added over dp and sp. Results are the same on every rank.
 #pragma once
 
 #include <cstdint>
@@ -40,11 +45,12 @@ struct IterationResult {
 
 class Trainer {
  public:
-  // micro_batch: rows per forward/backward (0 = the whole batch at once).
+  // micro_batch: rows per forward/backward (0 = all of this rank's rows at once).
   Trainer(RatLM& model, AdamW& optimizer, LrSchedule lr, Schedule schedule,
           std::int64_t micro_batch = 0);
 
-  // ids, labels: (B, T) i32. Runs iteration `iter()` and advances it.
+  // ids, labels: (B, T) i32 on the host, the whole batch. Runs iteration `iter()` and
+  // advances it.
   IterationResult step(const Tensor& ids, const Tensor& labels);
   std::int64_t iter() const { return iter_; }
   void set_iter(std::int64_t iter) { iter_ = iter; }

@@ -29,6 +29,10 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
   RT_CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &world_size_));
 }
 
+void MpiRuntime::abort_job(int status) const {
+  if (world_size_ > 1) MPI_Abort(MPI_COMM_WORLD, status);
+}
+
 MpiRuntime::~MpiRuntime() {
   if (!owns_mpi_) return;
   if (std::uncaught_exceptions() > 0 && world_size_ > 1) MPI_Abort(MPI_COMM_WORLD, 1);

@@ -23,6 +23,10 @@ class MpiRuntime {
   MpiRuntime(const MpiRuntime&) = delete;
   MpiRuntime& operator=(const MpiRuntime&) = delete;
 
+  // After an error on this rank: in a job of several ranks, ends every rank now
+  // (MPI_Abort) with `status`; alone, returns and leaves the exit to the caller.
+  void abort_job(int status) const;
+
   int world_rank() const { return world_rank_; }
   int world_size() const { return world_size_; }
 

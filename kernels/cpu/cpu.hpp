@@ -17,6 +17,20 @@ namespace ratrain::cpu {
 // embedding.cpp
 template <typename T> void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out);
 template <typename T> void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& demb);
+template <typename T>
+void embedding_shard_forward(const Tensor& ids, const Tensor& emb_shard, std::int64_t vocab_begin,
+                             Tensor& out);
+template <typename T>
+void embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_t vocab_begin,
+                              Tensor& demb_shard);
+// The row of a vocab shard (rows [vocab_begin, vocab_begin + rows) of the vocabulary)
+// that holds the global id, or -1 when the shard does not hold it (negative ids, the
+// ignore label included). Shared by the embedding and cross-entropy shard kernels.
+inline std::int64_t vocab_shard_row(std::int32_t id, std::int64_t vocab_begin,
+                                    std::int64_t rows) {
+  const std::int64_t row = std::int64_t{id} - vocab_begin;
+  return row >= 0 && row < rows ? row : -1;
+}
 
 // rmsnorm.cpp
 template <typename T>
@@ -43,6 +57,22 @@ void gated_scan_backward(const Tensor& gate, const Tensor& k, const Tensor& v, c
                          const Tensor& V, const Tensor& dK, const Tensor& dV, Tensor& dg,
                          Tensor& dk, Tensor& dv);
 
+// gated_scan_carry.cpp
+template <typename T>
+void gated_scan_state_summary(const Tensor& gate, const Tensor& K, const Tensor& V,
+                              Tensor& summary);
+template <typename T>
+void gated_scan_adjoint_summary(const Tensor& gate, const Tensor& dK, const Tensor& dV,
+                                const Tensor& K, const Tensor& V, Tensor& summary);
+template <typename T>
+void gated_scan_fold(const Tensor& summaries, ops::FoldOrder order, Tensor& state);
+template <typename T>
+void gated_scan_apply_carry(const Tensor& gate, const Tensor& state_in, Tensor& K, Tensor& V);
+template <typename T>
+void gated_scan_carry_backward(const Tensor& gate, const Tensor& k, const Tensor& v,
+                               const Tensor& K, const Tensor& V, const Tensor& state_in,
+                               const Tensor& adjoint_in, Tensor& dg, Tensor& dk, Tensor& dv);
+
 // rope.cpp (y may alias x, dx may alias dy)
 template <typename T>
 void rope_forward(const Tensor& x, double base, std::int64_t position_offset, Tensor& y);
@@ -57,6 +87,19 @@ template <typename T>
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const Tensor& dout, const Sparsity& rule, Tensor& dq,
                         Tensor& dk, Tensor& dv);
+
+// attention_keys.cpp (key_positions: host i32, strictly increasing)
+template <typename T>
+void attention_forward_keys(const Tensor& q, std::int64_t q_begin, const Tensor& k,
+                            const Tensor& v, const Tensor& key_positions, const Sparsity& rule,
+                            Tensor& out, Tensor& lse);
+template <typename T>
+void attention_backward_keys(const Tensor& q, std::int64_t q_begin, const Tensor& k,
+                             const Tensor& v, const Tensor& key_positions, const Tensor& out,
+                             const Tensor& lse, const Tensor& dout, const Sparsity& rule,
+                             Tensor& dq, Tensor& dk, Tensor& dv);
+template <typename T>
+void attention_merge(Tensor& out, Tensor& lse, const Tensor& part_out, const Tensor& part_lse);
 
 // elementwise.cpp
 template <typename T> void output_gate_forward(const Tensor& attn, const Tensor& o, Tensor& y);
@@ -73,6 +116,16 @@ ops::CrossEntropyResult tied_head_cross_entropy(const Tensor& x, const Tensor& e
                                                 const Tensor& labels, double grad_scale,
                                                 Tensor* dx, Tensor* demb);
 std::int64_t count_valid_labels(const Tensor& labels);
+template <typename T>
+void cross_entropy_shard_stats(const Tensor& x, const Tensor& emb_shard,
+                               std::int64_t vocab_begin, const Tensor& labels, Tensor& stats);
+ops::CrossEntropyResult merge_cross_entropy_shard_stats(const Tensor& all_stats,
+                                                        const Tensor& labels, Tensor& lse);
+template <typename T>
+void cross_entropy_shard_backward(const Tensor& x, const Tensor& emb_shard,
+                                  std::int64_t vocab_begin, const Tensor& labels,
+                                  const Tensor& lse, double grad_scale, Tensor* dx,
+                                  Tensor* demb_shard);
 
 // adamw.cpp
 template <typename T>

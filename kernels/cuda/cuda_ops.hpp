@@ -54,6 +54,21 @@ void gated_scan_forward(const Tensor& g, const Tensor& k, const Tensor& v, Tenso
 void gated_scan_backward(const Tensor& gate, const Tensor& k, const Tensor& v, const Tensor& K,
                          const Tensor& V, const Tensor& dK, const Tensor& dV, Tensor& dg,
                          Tensor& dk, Tensor& dv, cudaStream_t stream);
+// The recurrence across chunks of T (kernels/cuda/gated_scan_carry.cu): gate, summaries and
+// carried states f32; k, v, K, V and the gradients in one storage type.
+void gated_scan_state_summary(const Tensor& gate, const Tensor& K, const Tensor& V,
+                              Tensor& summary, cudaStream_t stream);
+void gated_scan_adjoint_summary(const Tensor& gate, const Tensor& dK, const Tensor& dV,
+                                const Tensor& K, const Tensor& V, Tensor& summary,
+                                cudaStream_t stream);
+void gated_scan_fold(const Tensor& summaries, ops::FoldOrder order, Tensor& state,
+                     cudaStream_t stream);
+void gated_scan_apply_carry(const Tensor& gate, const Tensor& state_in, Tensor& K, Tensor& V,
+                            cudaStream_t stream);
+void gated_scan_carry_backward(const Tensor& gate, const Tensor& k, const Tensor& v,
+                               const Tensor& K, const Tensor& V, const Tensor& state_in,
+                               const Tensor& adjoint_in, Tensor& dg, Tensor& dk, Tensor& dv,
+                               cudaStream_t stream);
 void rope_forward(const Tensor& x, double base, std::int64_t position_offset, Tensor& y,
                   cudaStream_t stream);
 void rope_backward(const Tensor& dy, double base, std::int64_t position_offset, Tensor& dx,

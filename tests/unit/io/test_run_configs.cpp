@@ -1,8 +1,9 @@
 // The shipped configs (configs/*.ini) load, validate and describe the sizes of
-// RATPLUS.md "Sizes"; a layout that needs more ranks than one process is refused.
+// RATPLUS.md "Sizes"; a layout that needs more ranks than one process fails to lay out.
 #include <gtest/gtest.h>
 
 #include "io/run_config.hpp"
+#include "parallel/parallel_context.hpp"
 #include "tests/unit/error_test_util.hpp"
 
 namespace ratrain {
@@ -53,10 +54,15 @@ TEST(RunConfigs, ParallelSizesAreRankCounts) {
       << message;
 }
 
-TEST(RunConfigs, MultiRankLayoutsAreRefusedInOneProcess) {
-  RunConfig c = load_run_config("", {"model.vocab_size=259", "parallel.tp=2"});
-  const std::string message = error_of([&] { validate_run_config(c); });
-  EXPECT_NE(message.find("tp*sp*pp*dp = 2"), std::string::npos) << message;
+// A multi-rank layout is a valid config; started as one process, laying the world out
+// by it fails with the rank count it needs.
+TEST(RunConfigs, MultiRankLayoutsNeedThatManyRanks) {
+  RunConfig c = load_run_config("", {"model.vocab_size=259", "parallel.tp=2", "parallel.sp=2"});
+  validate_run_config(c);
+  const std::string message =
+      error_of([&] { ParallelContext::create(Group::single(), c.parallel); });
+  EXPECT_NE(message.find("needs tp*sp*pp*dp = 4 ranks but the world has 1"), std::string::npos)
+      << message;
 }
 
 }  // namespace

@@ -1,0 +1,53 @@
+// Sequence-parallel attention (DESIGN.md "Parallel layout", SP "Attention"): each rank of
+// the sp group holds a contiguous chunk of every sample, rank r of S the positions
+// [r Tc, (r + 1) Tc), and computes its rows of ops::attention_forward / _backward over
+// the whole sequence. q, k, v, out, dout, dq, dk, dv: (B, Tc, H, dh), q and k already
+// RoPE'd with global positions; lse (B, H, Tc). Host f32 or f64 tensors (MPI groups).
+//
+// Invariants:
+// - Collective over sp: every rank calls with the same rule, B, Tc, H, dh and dtype.
+// - No rank ever holds the whole sequence's K or V: the dilated / local regime assembles
+//   only the keys its queries can see (parallel/dilated_key_plan.hpp); the dense regime
+//   holds two ring blocks of Tc keys at a time.
+// - A group of one calls ops::attention_forward / _backward directly.
+// - Backward takes the forward's out and lse and recomputes the key exchange instead of
+//   keeping the assembled keys alive from forward to backward.
+#pragma once
+
+#include "kernels/visibility.hpp"
+#include "parallel/group.hpp"
+#include "runtime/tensor.hpp"
+
+namespace ratrain {
+
+// This rank's rows of attention_forward over the whole sequence: ring attention for a
+// dense rule, dilated_sp_attention otherwise. out, lse overwritten.
+void sp_attention_forward(const Group& sp, const Tensor& q, const Tensor& k, const Tensor& v,
+                          const Sparsity& rule, Tensor& out, Tensor& lse);
+// This rank's rows of attention_backward; dq, dk, dv overwritten (dk, dv of this rank's
+// keys, summed over the queries of every rank).
+void sp_attention_backward(const Group& sp, const Tensor& q, const Tensor& k, const Tensor& v,
+                           const Tensor& out, const Tensor& lse, const Tensor& dout,
+                           const Sparsity& rule, Tensor& dq, Tensor& dk, Tensor& dv);
+
+// ---- the two regimes (sp.size() > 1), which sp_attention_* choose between -------------
+// Dilated or local-only rule (D != 1): prefix and halo keys point to point, chunk ends
+// all-gathered (backward: returned point to point and reduce-scattered), one online
+// softmax over the assembled set (sequence_attention_dilated.cpp).
+void dilated_sp_attention_forward(const Group& sp, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Sparsity& rule, Tensor& out,
+                                  Tensor& lse);
+void dilated_sp_attention_backward(const Group& sp, const Tensor& q, const Tensor& k,
+                                   const Tensor& v, const Tensor& out, const Tensor& lse,
+                                   const Tensor& dout, const Sparsity& rule, Tensor& dq,
+                                   Tensor& dk, Tensor& dv);
+// Ring attention: K, V blocks passed around the sp ring, partial results merged by
+// log-sum-exp (ring_attention.cpp). Correct for any rule, economical for the dense one.
+void ring_attention_forward(const Group& sp, const Tensor& q, const Tensor& k,
+                            const Tensor& v, const Sparsity& rule, Tensor& out, Tensor& lse);
+void ring_attention_backward(const Group& sp, const Tensor& q, const Tensor& k,
+                             const Tensor& v, const Tensor& out, const Tensor& lse,
+                             const Tensor& dout, const Sparsity& rule, Tensor& dq, Tensor& dk,
+                             Tensor& dv);
+
+}  // namespace ratrain

@@ -1,0 +1,34 @@
+// The gated recurrence of RAT+ (RATPLUS.md "One layer", step 4) under sequence parallelism
+// (DESIGN.md "Parallel layout", SP "Recurrence carry").
+//
+// Rank r of the S ranks of `sp` holds the rows [r Tc, (r + 1) Tc) of every sample (Tc the
+// same on every rank). Both calls return what the single-process ops
+// (ops::gated_scan_forward / _backward) give over the whole sequence, restricted to this
+// rank's rows, up to rounding (the carry is added, not scanned through).
+//
+// Invariants:
+// - With sp.size() == 1 each call is exactly its op: no summary, no collective.
+// - Otherwise each call makes ONE all-gather over sp and no other communication; each rank
+//   contributes a summary of F x B x C elements in the state type (the gate's dtype, f32 on
+//   the GPU), F = ops::kStateSummaryFields (3) forward, ops::kAdjointSummaryFields (5)
+//   backward: the bytes never depend on Tc or T.
+// - Collective over sp: every rank calls with the same B and C, in the same order.
+#pragma once
+
+#include "parallel/group.hpp"
+#include "runtime/tensor.hpp"
+
+namespace ratrain {
+
+// g, k, v, gate, K, V: (B, Tc, C), this rank's chunk. Equal to gated_scan_forward over the
+// whole sequence, restricted to this rank's rows. Collective over sp.
+void sp_gated_scan_forward(const Group& sp, const Tensor& g, const Tensor& k, const Tensor& v,
+                           Tensor& gate, Tensor& K, Tensor& V);
+
+// Mirror image: gate, k, v, K, V as sp_gated_scan_forward left them; dK, dV this chunk's
+// output gradients; dg, dk, dv (B, Tc, C) overwritten. Collective over sp.
+void sp_gated_scan_backward(const Group& sp, const Tensor& gate, const Tensor& k, const Tensor& v,
+                            const Tensor& K, const Tensor& V, const Tensor& dK, const Tensor& dV,
+                            Tensor& dg, Tensor& dk, Tensor& dv);
+
+}  // namespace ratrain

@@ -1,0 +1,196 @@
+// The sequence-parallel gated recurrence (parallel/sequence_scan.hpp) under mpiexec with 2
+// and 4 ranks, and as a singleton (a world of one: the ops themselves, no traffic).
+//
+// Every rank builds the same full (B, T, C) inputs from fixed random streams
+// (kernel_test_util.hpp), runs the single-process ops over the whole sequence as the
+// reference, takes its chunk of rows [r Tc, (r + 1) Tc) and runs sp_gated_scan_forward and
+// _backward with sp = the world. Shapes are no powers of two: B = 2, C = 5 and 37, Tc = 7
+// and 14 (T = S Tc). The gate logits are offset per channel by -3, 0 or +3 (gates near
+// 0.05, 0.5 or 0.95, plus N(0, 1.5^2) noise): long memories carry a state through whole
+// chunks, short ones forget it within a row; the test checks that the carries change K and
+// dk on the ranks that receive one.
+// Tolerances (rel_error): 1e-12 in f64, 1e-5 in f32. The sp path adds the carry to a chunk
+// scanned from zero where the reference scans through it: the same sums in another order,
+// and no error grows (every gate is below 1).
+//
+// Traffic. The test defines MPI_Allgather, MPI_Allreduce, ... itself (MPI's profiling
+// interface: the library's own entry points stay reachable as PMPI_*), so the Group calls
+// of the sp code (parallel/mpi_group.cpp) land here first. Each sp call must make exactly
+// one all-gather, sending F B C elements (F = 3 forward, 5 backward) whatever Tc, and no
+// other communication.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <string>
+
+#include "kernels/ops.hpp"
+#include "parallel/sequence_scan.hpp"
+#include "tests/mpi/mpi_test_util.hpp"
+#include "tests/unit/kernels/kernel_test_util.hpp"
+
+namespace {
+
+// What the MPI entry points below saw since the last reset.
+struct Traffic {
+  int all_gathers = 0;
+  long long all_gather_bytes = 0;  // sent by this rank
+  int other_calls = 0;             // every other communication Group can make
+};
+Traffic traffic;
+
+long long bytes_of(int count, MPI_Datatype type) {
+  int size = 0;
+  PMPI_Type_size(type, &size);
+  return static_cast<long long>(count) * size;
+}
+
+}  // namespace
+
+extern "C" {
+int MPI_Allgather(const void* send, int send_count, MPI_Datatype send_type, void* recv,
+                  int recv_count, MPI_Datatype recv_type, MPI_Comm comm) {
+  ++traffic.all_gathers;
+  traffic.all_gather_bytes += bytes_of(send_count, send_type);
+  return PMPI_Allgather(send, send_count, send_type, recv, recv_count, recv_type, comm);
+}
+int MPI_Allreduce(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op,
+                  MPI_Comm comm) {
+  ++traffic.other_calls;
+  return PMPI_Allreduce(send, recv, count, type, op, comm);
+}
+int MPI_Reduce_scatter_block(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op,
+                             MPI_Comm comm) {
+  ++traffic.other_calls;
+  return PMPI_Reduce_scatter_block(send, recv, count, type, op, comm);
+}
+int MPI_Bcast(void* buffer, int count, MPI_Datatype type, int root, MPI_Comm comm) {
+  ++traffic.other_calls;
+  return PMPI_Bcast(buffer, count, type, root, comm);
+}
+int MPI_Send(const void* buffer, int count, MPI_Datatype type, int peer, int tag, MPI_Comm comm) {
+  ++traffic.other_calls;
+  return PMPI_Send(buffer, count, type, peer, tag, comm);
+}
+int MPI_Recv(void* buffer, int count, MPI_Datatype type, int peer, int tag, MPI_Comm comm,
+             MPI_Status* status) {
+  ++traffic.other_calls;
+  return PMPI_Recv(buffer, count, type, peer, tag, comm, status);
+}
+int MPI_Barrier(MPI_Comm comm) {
+  ++traffic.other_calls;
+  return PMPI_Barrier(comm);
+}
+}  // extern "C"
+
+namespace ratrain {
+namespace {
+
+constexpr std::int64_t kBatch = 2;
+
+double tolerance(DType dtype) { return dtype == DType::f64 ? 1e-12 : 1e-5; }
+
+// Gate logits (B, T, C): per channel c an offset of 3 (c % 3 - 1), plus N(0, 1.5^2) noise.
+Tensor gate_logits(const Shape& shape, DType dtype) {
+  Tensor g = test::random_tensor(shape, "g", 1.5);
+  double* p = g.data<double>();
+  for (std::int64_t i = 0; i < g.numel(); ++i)
+    p[i] += 3.0 * static_cast<double>(i % shape[2] % 3 - 1);
+  return g.to(dtype);
+}
+
+// Rows [first, first + count) along T of x (B, T, C): a contiguous (B, count, C) copy.
+Tensor time_rows(const Tensor& x, std::int64_t first, std::int64_t count) {
+  const std::int64_t seq = x.dim(1), c = x.dim(2);
+  Tensor out = Tensor::empty({x.dim(0), count, c}, x.dtype());
+  for (std::int64_t b = 0; b < x.dim(0); ++b)
+    out.rows(b, b + 1).copy_from(
+        x.rows(b, b + 1).view({seq, c}).rows(first, first + count).view({1, count, c}));
+  return out;
+}
+
+// Every (B, Tc, C) tensor of one scan's forward and backward.
+struct ScanTensors {
+  Tensor gate, K, V, dg, dk, dv;
+  explicit ScanTensors(const Shape& shape, DType dtype)
+      : gate(Tensor::empty(shape, dtype)),
+        K(Tensor::empty(shape, dtype)),
+        V(Tensor::empty(shape, dtype)),
+        dg(Tensor::empty(shape, dtype)),
+        dk(Tensor::empty(shape, dtype)),
+        dv(Tensor::empty(shape, dtype)) {}
+};
+
+// Expects this call's traffic: one all-gather of `fields` B C elements of `dtype` on a group
+// of several ranks, nothing on a group of one; nothing else in either case.
+void expect_one_all_gather(const Group& sp, std::int64_t fields, std::int64_t channels, DType dtype,
+                           const std::string& label) {
+  const bool shared = sp.size() > 1;
+  EXPECT_EQ(traffic.all_gathers, shared ? 1 : 0) << label;
+  EXPECT_EQ(traffic.all_gather_bytes,
+            shared ? fields * kBatch * channels * static_cast<long long>(dtype_size(dtype)) : 0)
+      << label;
+  EXPECT_EQ(traffic.other_calls, 0) << label;
+}
+
+void expect_close(const Tensor& got, const Tensor& ref, DType dtype, const std::string& label) {
+  EXPECT_LE(test::rel_error(got, ref), tolerance(dtype)) << label;
+}
+
+void check_chunk(DType dtype, std::int64_t chunk_rows, std::int64_t channels) {
+  const Group sp = world_group();
+  const std::int64_t first = sp.rank() * chunk_rows;
+  const Shape full = {kBatch, sp.size() * chunk_rows, channels};  // (B, T, C)
+  const Shape local = {kBatch, chunk_rows, channels};             // (B, Tc, C)
+  const std::string label = std::string(dtype_name(dtype)) +
+                            ", Tc = " + std::to_string(chunk_rows) +
+                            ", C = " + std::to_string(channels) + ", rank " +
+                            std::to_string(sp.rank()) + " of " + std::to_string(sp.size());
+
+  const Tensor g = gate_logits(full, dtype);
+  const Tensor k = test::random_tensor(full, "k", 1.0, dtype);
+  const Tensor v = test::random_tensor(full, "v", 1.0, dtype);
+  const Tensor dK = test::random_tensor(full, "dK", 1.0, dtype);
+  const Tensor dV = test::random_tensor(full, "dV", 1.0, dtype);
+  ScanTensors ref(full, dtype);
+  ops::gated_scan_forward(g, k, v, ref.gate, ref.K, ref.V);
+  ops::gated_scan_backward(ref.gate, k, v, ref.K, ref.V, dK, dV, ref.dg, ref.dk, ref.dv);
+  const auto mine = [&](const Tensor& x) { return time_rows(x, first, chunk_rows); };
+
+  const Tensor g_r = mine(g), k_r = mine(k), v_r = mine(v), dK_r = mine(dK), dV_r = mine(dV);
+  ScanTensors got(local, dtype);
+  traffic = {};
+  sp_gated_scan_forward(sp, g_r, k_r, v_r, got.gate, got.K, got.V);
+  expect_one_all_gather(sp, ops::kStateSummaryFields, channels, dtype, label + ", forward");
+  traffic = {};
+  sp_gated_scan_backward(sp, got.gate, k_r, v_r, got.K, got.V, dK_r, dV_r, got.dg, got.dk, got.dv);
+  expect_one_all_gather(sp, ops::kAdjointSummaryFields, channels, dtype, label + ", backward");
+
+  expect_close(got.gate, mine(ref.gate), dtype, label + ", gate");
+  expect_close(got.K, mine(ref.K), dtype, label + ", K");
+  expect_close(got.V, mine(ref.V), dtype, label + ", V");
+  expect_close(got.dg, mine(ref.dg), dtype, label + ", dg");
+  expect_close(got.dk, mine(ref.dk), dtype, label + ", dk");
+  expect_close(got.dv, mine(ref.dv), dtype, label + ", dv");
+
+  // The carries matter: the chunk alone (zero state, nothing from later rows) is far off
+  // wherever a carry arrives, so the checks above do test them.
+  ScanTensors alone(local, dtype);
+  ops::gated_scan_forward(g_r, k_r, v_r, alone.gate, alone.K, alone.V);
+  ops::gated_scan_backward(alone.gate, k_r, v_r, alone.K, alone.V, dK_r, dV_r, alone.dg, alone.dk,
+                           alone.dv);
+  if (sp.rank() > 0) {
+    EXPECT_GT(test::rel_error(alone.K, got.K), 1e-2) << label;
+  }
+  if (sp.rank() + 1 < sp.size()) {
+    EXPECT_GT(test::rel_error(alone.dk, got.dk), 1e-2) << label;
+  }
+}
+
+TEST(SequenceScan, EqualsTheWholeSequenceOnEveryChunk) {
+  for (const DType dtype : {DType::f64, DType::f32})
+    for (const std::int64_t chunk_rows : {7, 14})
+      for (const std::int64_t channels : {5, 37}) check_chunk(dtype, chunk_rows, channels);
+}
+
+}  // namespace
+}  // namespace ratrain
