@@ -27,6 +27,26 @@ void launch_forward_tensor_cores(Kernel kernel, const ForwardArgs<__nv_bfloat16>
                           Cfg::kSmemBytes, stream, args);
 }
 
+// The wgmma kernel loads through tensor maps (tma.cuh), made here per call (host work
+// of a few microseconds): rows of q, k, v, and the chunk ends of k, v when the rule has
+// them.
+void launch_forward_wgmma(const ForwardArgs<__nv_bfloat16>& args, cudaStream_t stream) {
+  using Cfg = WgmmaForwardConfig;
+  static_assert(Cfg::kBlockM == Cfg::kBlockN, "one box height serves q, k and v");
+  const AttentionShape& shape = args.shape;
+  ForwardTileMaps maps{};
+  maps.q = make_attention_rows_map(args.q, shape, Cfg::kBlockM);
+  maps.k = make_attention_rows_map(args.k, shape, Cfg::kBlockN);
+  maps.v = make_attention_rows_map(args.v, shape, Cfg::kBlockN);
+  if (args.keys.stride > 0) {
+    maps.k_ends = make_chunk_ends_map(args.k, shape, args.keys.stride, Cfg::kBlockN);
+    maps.v_ends = make_chunk_ends_map(args.v, shape, args.keys.stride, Cfg::kBlockN);
+  }
+  const int query_tiles = (shape.seq + Cfg::kBlockM - 1) / Cfg::kBlockM;
+  launch_attention_kernel(attention_forward_wgmma_kernel, attention_grid(shape, query_tiles, kOp),
+                          Cfg::kThreads, Cfg::kSmemBytes, stream, args, maps);
+}
+
 template <typename T>
 void launch_forward_simt(const ForwardArgs<T>& args, cudaStream_t stream) {
   using Cfg = SimtForwardConfig;
@@ -52,8 +72,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
                               shape,      keys,       scale_log2};
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
       if (mma_supports(shape, {&q, &k, &v, &out})) {
-        if (shape.dh == WgmmaForwardConfig::kD)
-          return launch_forward_tensor_cores<WgmmaForwardConfig>(attention_forward_wgmma_kernel, args, stream);
+        if (shape.dh == WgmmaForwardConfig::kD) return launch_forward_wgmma(args, stream);
         return launch_forward_tensor_cores<MmaForwardConfig<64>>(attention_forward_mma_kernel<64>, args, stream);
       }
     }

@@ -143,13 +143,19 @@ struct KeyTile {
 };
 
 // The key tiles of the query tile [q0, q1) (forward): local tiles over [lo, q1), then
-// compact global tiles over [0, count_below(q1)).
+// compact global tiles over [0, count_below(q1)), cut where the prefix ends, so that
+// every tile is either consecutive positions (local, prefix) or chunk ends D apart
+// (one tensor-map box each, tma.cuh). Worked example: P = 200, D = 64, T = 4096,
+// tiles of 128, q1 = 4096: global keys 0..199 then 255, 319, ..., 4095 (count_below =
+// 200 + 61); tiles: prefix {0..127}, {128..199}, then chunk ends {g = 200..260}.
 struct QueryTilePlan {
   int local_first;   // lo = max(0, q0 - W)
   int local_end;     // q1
   int local_tiles;
+  int prefix_count;  // global keys of the prefix j < q1: min(P, global_count)
+  int prefix_tiles;
   int global_count;  // global keys j < q1
-  int tiles;         // local_tiles + global tiles
+  int tiles;         // local + prefix + chunk-end tiles
 
   RT_HOST_DEVICE static QueryTilePlan of(const KeySets& s, int q0, int q1, int block_n) {
     QueryTilePlan p{};
@@ -159,7 +165,10 @@ struct QueryTilePlan {
       p.local_tiles = (q1 - p.local_first + block_n - 1) / block_n;
     }
     p.global_count = s.count_below(q1);
-    p.tiles = p.local_tiles + (p.global_count + block_n - 1) / block_n;
+    p.prefix_count = s.prefix < p.global_count ? s.prefix : p.global_count;
+    p.prefix_tiles = (p.prefix_count + block_n - 1) / block_n;
+    p.tiles = p.local_tiles + p.prefix_tiles +
+              (p.global_count - p.prefix_count + block_n - 1) / block_n;
     return p;
   }
   RT_HOST_DEVICE KeyTile tile(int t, int block_n) const {
@@ -168,8 +177,9 @@ struct QueryTilePlan {
       const int left = local_end - first;
       return {true, first, left < block_n ? left : block_n};
     }
-    const int first = (t - local_tiles) * block_n;
-    const int left = global_count - first;
+    t -= local_tiles;
+    const int first = t < prefix_tiles ? t * block_n : prefix_count + (t - prefix_tiles) * block_n;
+    const int left = (t < prefix_tiles ? prefix_count : global_count) - first;
     return {false, first, left < block_n ? left : block_n};
   }
 };

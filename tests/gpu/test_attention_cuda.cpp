@@ -140,6 +140,9 @@ void check_tiling(const Sparsity& rule, int seq, int block_m, int block_n) {
     for (int t = 0; t < plan.tiles; ++t) {
       const cuda::KeyTile tile = plan.tile(t, block_n);
       ASSERT_TRUE(tile.count > 0 && tile.count <= block_n) << where(q0, -1);
+      // A global tile is all prefix or all chunk ends: one tensor-map box (tma.cuh).
+      ASSERT_TRUE(tile.local || tile.first + tile.count <= keys.prefix || tile.first >= keys.prefix)
+          << where(q0, tile.key(keys, 0));
       const bool masked = tile.local || tile.count < block_n || tile.last_key(keys) > q0;
       for (int s = 0; s < tile.count; ++s) {
         const int j = tile.key(keys, s);
