@@ -6,6 +6,7 @@
 #include <optional>
 #include <sstream>
 
+#include "model/gather_model.hpp"
 #include "model/parameter_parts.hpp"
 
 namespace ratrain {
@@ -111,10 +112,9 @@ void save_model_file(const std::string& path, const ModelConfig& config, const P
       file->write_string_attribute("config", model_config_to_json(config));
     }
     // The master copy where there is one: a file keeps the weights at full precision.
-    for (const ParamEntry& e : store.table().entries()) {
-      const Tensor global = gather_parameter(store, e, ctx.tp);
-      if (file) file->write("params/" + e.name, global);
-    }
+    gather_model_parameters(config, store, ctx, [&](const ParamEntry& e, const Tensor& global) {
+      file->write("params/" + e.name, global);
+    });
   }
   if (ctx.world_rank != 0) return;
   RT_REQUIRE(std::rename(partial.c_str(), path.c_str()) == 0, "cannot rename '", partial,

@@ -21,13 +21,15 @@ ModelConfig model_config_from_json(const std::string& json, const std::string& s
 std::string model_config_to_json(const ModelConfig& config);
 
 // Reads every parameter of `store` from `<group>/<name>`, the global tensor, keeping
-// this rank's part (converting to the store's dtype); a missing dataset or a shape
-// mismatch is an error naming file and dataset.
+// this rank's part (converting to the store's dtype): on a pipeline stage only that
+// stage's parameters. A missing dataset or a shape mismatch is an error naming file and
+// dataset.
 void load_params(const h5::File& file, const std::string& group, ParamStore& store);
 
-// A whole weight file (config attribute + params/<name>, global tensors), assembled from
-// the TP parts and written by world rank 0 alone. Collective over ctx.tp; ranks other than
-// 0 write nothing.
+// A whole weight file (config attribute + params/<name>, global tensors, every parameter
+// once), assembled from the TP parts and the pipeline stages (model/gather_model.hpp) and
+// written by world rank 0 alone. Collective over ctx.tp and ctx.pp; ranks other than 0
+// write nothing.
 void save_model_file(const std::string& path, const ModelConfig& config, const ParamStore& store,
                      const ParallelContext& ctx = ParallelContext::single_process());
 ModelConfig read_model_file_config(const std::string& path);

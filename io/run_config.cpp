@@ -168,7 +168,6 @@ void validate_run_config(const RunConfig& c) {
              ") must be divisible by 2 * parallel.sp (", 2 * p.sp, ") for the zigzag split");
   RT_REQUIRE(c.train.batch_size % p.dp == 0, "train.batch_size (", c.train.batch_size,
              ") must be divisible by parallel.dp (", p.dp, ")");
-  RT_REQUIRE(p.pp == 1, "parallel.pp = ", p.pp, ": pipeline parallelism is not implemented yet");
 }
 
 }  // namespace ratrain

@@ -24,7 +24,9 @@ double validation_loss(RatLM& model, const TokenDataset& data, const EvalShape& 
     loss_sum += r.loss_sum;
     valid += static_cast<double>(r.valid);
   }
-  // Each rank scored its block of every batch (rows by dp, positions by sp).
+  // Each rank scored its block of every batch (rows by dp, positions by sp). Under
+  // pipeline parallelism the forward pass ran through the stages and every stage
+  // returned the last stage's numbers, so there is nothing to add over pp.
   loss_sum = ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(loss_sum));
   valid = ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(valid));
   return loss_sum / std::max(valid, 1.0);

@@ -16,8 +16,8 @@ struct EvalShape {
 };
 
 // Mean loss over valid labels; the number of batches is capped by the file's size.
-// Collective over the model's dp and sp groups (each rank scores its block of every
-// batch); the same value on every rank.
+// Collective over the model's groups (each rank scores its block of every batch, the
+// stages pass activations along); the same value on every rank.
 double validation_loss(RatLM& model, const TokenDataset& data, const EvalShape& shape,
                        AttentionMode mode);
 

@@ -18,7 +18,8 @@ std::int64_t ParamEntry::global_index(std::int64_t i) const {
   return (outer * global_extent + global_c) * inner + rest;
 }
 
-void ParamTable::add(std::string name, Shape global_shape, InitKind init, ShardSpec shard) {
+void ParamTable::add(std::string name, Shape global_shape, InitKind init, ShardSpec shard,
+                     StageCopies copies) {
   RT_ASSERT(!contains(name));
   Shape shape = global_shape;
   if (!shard.is_whole()) {
@@ -27,7 +28,8 @@ void ParamTable::add(std::string name, Shape global_shape, InitKind init, ShardS
               shard.begin + shard.length <= shape[shard.dim] / shard.segments);
     shape[shard.dim] = shard.segments * shard.length;
   }
-  ParamEntry e{std::move(name), std::move(global_shape), std::move(shape), shard, total_, 0, init};
+  ParamEntry e{std::move(name), std::move(global_shape), std::move(shape), shard, total_, 0, init,
+               copies};
   e.numel = shape_numel(e.shape);
   total_ += e.numel;
   entries_.push_back(std::move(e));

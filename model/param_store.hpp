@@ -11,6 +11,9 @@
 // flat buffers. Optimizers, clipping, checkpoints and verification work on the table
 // and the flat buffers, never on layer objects.
 //
+// Under pipeline parallelism each stage's table lists only the parameters of that stage
+// (model/pipeline_stage.hpp), under their global names.
+//
 // The flat buffers may be longer than the table (`padded_numel`): ZeRO-1 cuts them into
 // equal shards, one per data-parallel rank. The padding is zero and never read by a layer.
 #pragma once
@@ -40,6 +43,12 @@ struct ShardSpec {
   bool is_whole() const { return dim < 0; }
 };
 
+// How many pipeline stages hold a parameter. The embedding is tied to the head, so with
+// several stages the first (embedding) and the last (head) each hold a copy: equal
+// values, gradients summed over the two and counted once in the gradient norm
+// (model/adamw.hpp). Every other parameter, and everything with one stage: one.
+enum class StageCopies { one, first_and_last };
+
 struct ParamEntry {
   std::string name;
   Shape global_shape;
@@ -48,6 +57,7 @@ struct ParamEntry {
   std::int64_t offset = 0;  // in elements, into the flat buffers
   std::int64_t numel = 0;   // of the local part
   InitKind init = InitKind::normal;
+  StageCopies copies = StageCopies::one;
 
   // The global row-major index of local element `i`.
   std::int64_t global_index(std::int64_t i) const;
@@ -57,7 +67,7 @@ class ParamTable {
  public:
   // `shard` cuts `global_shape` to what this rank holds (its whole by default).
   void add(std::string name, Shape global_shape, InitKind init,
-           ShardSpec shard = ShardSpec::whole());
+           ShardSpec shard = ShardSpec::whole(), StageCopies copies = StageCopies::one);
   const std::vector<ParamEntry>& entries() const { return entries_; }
   // Throws ratrain::Error naming `name` if absent.
   const ParamEntry& find(const std::string& name) const;
@@ -82,6 +92,7 @@ class ParamStore {
   const Tensor& grads() const { return grads_; }
   // (padded,): what the optimizer updates (the f32 master copy, else the values).
   Tensor& optimizer_values() { return has_master() ? master_ : values_; }
+  const Tensor& optimizer_values() const { return has_master() ? master_ : values_; }
   bool has_master() const { return master_.numel() > 0; }
 
   Tensor value(const std::string& name) const { return view_of(values_, name); }

@@ -43,9 +43,9 @@ ModeStepResult Trainer::optimizer_step(const Tensor& ids, const Tensor& labels,
   const ParallelContext& ctx = model_.context();
   const Tensor local_ids = local_tokens(ids, ctx), local_labels = local_tokens(labels, ctx);
   const std::int64_t rows = local_ids.dim(0);
-  const std::int64_t chunk = micro_batch_ > 0 ? std::min(micro_batch_, rows) : rows;
-  RT_REQUIRE(rows % chunk == 0, "the rows of a rank (", rows, ") must be divisible by "
-             "train.micro_batch (", chunk, ")");
+  const std::int64_t micro_rows = micro_batch_ > 0 ? std::min(micro_batch_, rows) : rows;
+  RT_REQUIRE(rows % micro_rows == 0, "the rows of a rank (", rows, ") must be divisible by "
+             "train.micro_batch (", micro_rows, ")");
   ModeStepResult result;
   result.mode = mode;
   result.valid = ops::count_valid_labels(labels);
@@ -53,11 +53,9 @@ ModeStepResult Trainer::optimizer_step(const Tensor& ids, const Tensor& labels,
   const double grad_scale = 1.0 / static_cast<double>(result.valid);
 
   model_.params().zero_grads();
-  double loss_sum = 0;
-  for (std::int64_t r = 0; r < rows; r += chunk)
-    loss_sum += model_.forward_backward(local_ids.rows(r, r + chunk),
-                                        local_labels.rows(r, r + chunk), mode, grad_scale)
-                    .loss_sum;
+  const double loss_sum = model_.forward_backward(local_ids, local_labels, mode, grad_scale,
+                                                  static_cast<int>(rows / micro_rows))
+                              .loss_sum;
   result.loss = ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(loss_sum)) * grad_scale;
   result.grad_norm = optimizer_.step(lr);
   return result;

@@ -3,14 +3,17 @@
 // then a dense one on the same batch; adaptation runs the model's sparse rule only;
 // dense runs dense only. Both steps of a joint iteration use the iteration's LR.
 //
-// Gradient accumulation: the batch's rows are processed `micro_batch` rows at a time
-// into the gradient buffer with grad_scale = 1 / (valid labels of the whole batch), so
-// the accumulated gradient is exactly that of the mean loss over the batch.
+// Gradient accumulation: a rank's rows are processed `micro_batch` rows at a time
+// (M = rows / micro_batch micro-batches, the pipeline's unit) into the gradient buffer
+// with grad_scale = 1 / (valid labels of the whole batch), so the accumulated gradient
+// is exactly that of the mean loss over the batch.
 //
 // Parallel layouts: every rank is given the whole batch and works on its block of it
-// (parallel/token_split.hpp: rows by dp, positions by sp); the valid-label count comes
+// (parallel/token_split.hpp: rows by dp, positions by sp; every pipeline stage takes the
+// same block and the model passes it through the stages); the valid-label count comes
 // from the whole batch, so every rank scales by the same number, and the loss sums of
-// the blocks are added over dp and sp. Results are the same on every rank.
+// the blocks are added over dp and sp (the model returns the last stage's on every
+// stage). Results are the same on every rank.
 #pragma once
 
 #include <cstdint>
@@ -45,7 +48,8 @@ struct IterationResult {
 
 class Trainer {
  public:
-  // micro_batch: rows per forward/backward (0 = all of this rank's rows at once).
+  // micro_batch: rows per forward/backward, train.micro_batch (0 = all of this rank's
+  // rows at once).
   Trainer(RatLM& model, AdamW& optimizer, LrSchedule lr, Schedule schedule,
           std::int64_t micro_batch = 0);
 

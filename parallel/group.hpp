@@ -83,6 +83,12 @@ class Group {
   void send(const Tensor& t, int peer) const;
   // Receives into `t`, which must have the sender's element count.
   void recv(Tensor& t, int peer) const;
+  // Sends `out` to `peer` and receives `in` from `peer` in one call, which completes
+  // however large the messages are: two ranks that each send to the other first may
+  // wait for each other forever. A pipeline stage pairs the send of an activation with
+  // the receive of a gradient from the same neighbour this way (model/pipeline_plan.hpp).
+  // `in` must have the element count `peer` sends and must not overlap `out`.
+  void send_recv(const Tensor& out, Tensor& in, int peer) const;
 
   // Returns once every rank of the group has called it.
   void barrier() const {

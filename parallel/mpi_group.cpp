@@ -69,6 +69,23 @@ MpiBuffer host_buffer(const Tensor& t, const char* op) {
           .type = t.dtype() == DType::f32 ? MPI_FLOAT : MPI_DOUBLE};
 }
 
+// Point-to-point traffic goes to another rank of the group: a group of one has none.
+void require_peer(int peer, int rank, int size, const char* op) {
+  RT_REQUIRE(peer >= 0 && peer < size && peer != rank, "Group::", op, ": peer ", peer,
+             " must be another rank of this group of ", size, " (this is rank ", rank, ")");
+}
+
+// The message that filled `buffer` (the storage of `t`) from `peer` had its element count.
+// A longer message fails in the receiving call (MPI_ERR_TRUNCATE); a shorter one only
+// shows here.
+void require_whole_message(const MPI_Status& status, const MpiBuffer& buffer, const Tensor& t,
+                           int peer, const char* op) {
+  int received = 0;
+  RT_CHECK_MPI(MPI_Get_count(&status, buffer.type, &received));
+  RT_REQUIRE(received == buffer.count, "Group::", op, ": rank ", peer, " sent ", received,
+             " elements but the receiving tensor ", shape_str(t.shape()), " holds ", buffer.count);
+}
+
 // Takes ownership of `comm` (fresh from MPI_Comm_dup / _split / _split_type).
 Group adopt(MPI_Comm comm) {
   // Owned before anything can throw, so that `comm` is freed on every path.
@@ -157,25 +174,30 @@ void Group::broadcast_mpi(Tensor& t, int root) const {
 }
 
 void Group::send(const Tensor& t, int peer) const {
-  RT_REQUIRE(peer >= 0 && peer < size_ && peer != rank_, "Group::send: peer ", peer,
-             " must be another rank of this group of ", size_, " (this is rank ", rank_, ")");
+  require_peer(peer, rank_, size_, "send");
   const MpiBuffer buffer = host_buffer(t, "send");
   RT_CHECK_MPI(MPI_Send(buffer.data, buffer.count, buffer.type, peer, kPointToPointTag,
                         comm_->get()));
 }
 
 void Group::recv(Tensor& t, int peer) const {
-  RT_REQUIRE(peer >= 0 && peer < size_ && peer != rank_, "Group::recv: peer ", peer,
-             " must be another rank of this group of ", size_, " (this is rank ", rank_, ")");
+  require_peer(peer, rank_, size_, "recv");
   const MpiBuffer buffer = host_buffer(t, "recv");
   MPI_Status status;
   RT_CHECK_MPI(MPI_Recv(buffer.data, buffer.count, buffer.type, peer, kPointToPointTag,
                         comm_->get(), &status));
-  // A longer message fails above (MPI_ERR_TRUNCATE); a shorter one only shows here.
-  int received = 0;
-  RT_CHECK_MPI(MPI_Get_count(&status, buffer.type, &received));
-  RT_REQUIRE(received == buffer.count, "Group::recv: rank ", peer, " sent ", received,
-             " elements but the receiving tensor ", shape_str(t.shape()), " holds ", buffer.count);
+  require_whole_message(status, buffer, t, peer, "recv");
+}
+
+void Group::send_recv(const Tensor& out, Tensor& in, int peer) const {
+  require_peer(peer, rank_, size_, "send_recv");
+  const MpiBuffer sent = host_buffer(out, "send_recv");
+  const MpiBuffer received = host_buffer(in, "send_recv");
+  MPI_Status status;
+  RT_CHECK_MPI(MPI_Sendrecv(sent.data, sent.count, sent.type, peer, kPointToPointTag,
+                            received.data, received.count, received.type, peer,
+                            kPointToPointTag, comm_->get(), &status));
+  require_whole_message(status, received, in, peer, "send_recv");
 }
 
 void Group::barrier_mpi() const { RT_CHECK_MPI(MPI_Barrier(comm_->get())); }

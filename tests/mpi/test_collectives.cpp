@@ -168,23 +168,33 @@ TEST(Collectives, BroadcastFromEveryRoot) {
   }
 }
 
+// The pp group of every layout of layouts_for(world size) with more than one stage.
+std::vector<GroupCase> every_pipeline() {
+  const Group world = world_group();
+  std::vector<GroupCase> cases;
+  for (const ParallelSizes& sizes : layouts_for(world.size())) {
+    if (sizes.pp == 1) continue;
+    const ParallelContext ctx = ParallelContext::create(world, sizes);
+    cases.push_back({to_string(sizes) + ", pp group", ctx.pp,
+                     place_rank(sizes, world.size(), world.rank()).group(Axis::pp)});
+  }
+  return cases;
+}
+
 // Activations travel forward through the pipeline stages and gradients back, each
 // stage adding (world rank + 1): the last stage (forward) and the first (backward)
 // see every stage's addition exactly once.
 TEST(Collectives, SendRecvBetweenPipelineNeighbours) {
-  const Group world = world_group();
-  int pipelines = 0;
-  for (const ParallelSizes& sizes : layouts_for(world.size())) {
-    if (sizes.pp == 1) continue;
-    ++pipelines;
-    const ParallelContext ctx = ParallelContext::create(world, sizes);
-    const Group& pp = ctx.pp;
-    const std::vector<int> stages = place_rank(sizes, world.size(), world.rank()).group(Axis::pp);
+  const int me = world_rank();
+  const std::vector<GroupCase> pipelines = every_pipeline();
+  EXPECT_FALSE(pipelines.empty());
+  for (const GroupCase& c : pipelines) {
+    const Group& pp = c.group;
     const int stage = pp.rank();
     const int last = pp.size() - 1;
-    const double added = world.rank() + 1;
+    const double added = me + 1;
     double all_added = 0;
-    for (const int m : stages) all_added += m + 1;
+    for (const int m : c.members) all_added += m + 1;
 
     Tensor act = Tensor::empty({2, 3}, DType::f32);  // (rows, channels)
     if (stage == 0)
@@ -196,7 +206,7 @@ TEST(Collectives, SendRecvBetweenPipelineNeighbours) {
       pp.send(act, stage + 1);
     else
       expect_elements(act, [&](std::int64_t i) { return double(i) + all_added; },
-                      to_string(sizes) + " forward");
+                      c.label + " forward");
 
     Tensor grad = Tensor::empty({2, 3}, DType::f32);
     if (stage == last)
@@ -208,9 +218,45 @@ TEST(Collectives, SendRecvBetweenPipelineNeighbours) {
       pp.send(grad, stage - 1);
     else
       expect_elements(grad, [&](std::int64_t i) { return 2.0 * double(i) + all_added; },
-                      to_string(sizes) + " backward");
+                      c.label + " backward");
   }
-  EXPECT_GT(pipelines, 0);
+}
+
+// Neighbouring stages pair up (0 with 1, 2 with 3) and exchange in one send_recv, as
+// the pipeline's steady state pairs an activation with a gradient: each gets the
+// other's values and keeps its own.
+TEST(Collectives, SendRecvExchangesWithAPipelineNeighbour) {
+  const int me = world_rank();
+  const std::vector<GroupCase> pipelines = every_pipeline();
+  EXPECT_FALSE(pipelines.empty());
+  for (const GroupCase& c : pipelines) {
+    const int partner = c.group.rank() ^ 1;
+    ASSERT_LT(partner, c.group.size()) << "the layouts of the tests have even pipelines";
+    const Tensor out = filled({3, 7}, DType::f64, [&](std::int64_t i) { return value(me, i); });
+    Tensor in = Tensor::empty({3, 7}, DType::f64);
+    c.group.send_recv(out, in, partner);
+    expect_elements(in, [&](std::int64_t i) { return value(c.members[partner], i); },
+                    c.label + " received");
+    expect_elements(out, [&](std::int64_t i) { return value(me, i); }, c.label + " sent, kept");
+  }
+}
+
+// Both ranks of a pair send at once, far beyond MPI's eager limit (past it MPI_Send
+// waits for the matching receive): send then recv on both sides would wait forever,
+// send_recv completes.
+TEST(Collectives, SendRecvOfLargeMessagesBothWaysAtOnce) {
+  const Group world = world_group();
+  const int partner = world.rank() ^ 1;
+  if (partner < world.size()) {
+    // 16 MiB of f32 each way; value(m, i) stays below 2^24, exact in f32.
+    constexpr std::int64_t n = std::int64_t{1} << 22;
+    const Tensor out =
+        filled({n}, DType::f32, [&](std::int64_t i) { return value(world.rank(), i); });
+    Tensor in = Tensor::empty({n}, DType::f32);
+    world.send_recv(out, in, partner);
+    expect_elements(in, [&](std::int64_t i) { return value(partner, i); }, "received");
+  }
+  world.barrier();
 }
 
 // A longer message than the receiving tensor is an MPI error (reported through
@@ -249,6 +295,12 @@ TEST(Collectives, RefuseOtherDtypesAndPeers) {
   Tensor t = Tensor::zeros({4}, DType::f32);
   message = error_of([&] { world.send(t, world.rank()); });
   EXPECT_NE(message.find("must be another rank of this group"), std::string::npos) << message;
+  Tensor in = Tensor::zeros({4}, DType::f32);
+  message = error_of([&] { world.send_recv(t, in, world.size()); });
+  EXPECT_NE(message.find("Group::send_recv: peer " + std::to_string(world.size()) +
+                         " must be another rank of this group"),
+            std::string::npos)
+      << message;
   message = error_of([&] { world.broadcast(t, world.size()); });
   EXPECT_NE(message.find("root " + std::to_string(world.size()) + " is not a rank"),
             std::string::npos)

@@ -1,20 +1,26 @@
 // Layout independence of training (issue #4 acceptance, DESIGN.md principle 4): under
 // every parallel layout that fits the world, three iterations of each schedule give the
 // losses, gradient norms and final parameters of the single-process run within 1e-5
-// relative in f32, and within 1e-12 in f64 (so any difference is rounding, not maths).
+// relative in f32, and within 1e-12 in f64 (so any difference is rounding, not maths);
+// so do the parameters gathered for a model file (every stage's, every TP part).
 //
 // Every rank also trains the single-process reference itself (the model is tiny), so
-// the comparison needs no communication beyond the run under test. The shapes are
-// chosen so that the layouts meet their hard cases: a vocabulary (37) that no TP size
-// divides; chunks of 12, 6 or 3 positions that the local window (5) and the prefix (14)
-// cross; a sparse rule per layer.
+// the comparison needs no communication beyond the run under test. The reference runs
+// the same micro-batches (train.micro_batch rows at a time). The shapes are chosen so
+// that the layouts meet their hard cases: a vocabulary (37) that no TP size divides;
+// chunks of 12, 6 or 3 positions that the local window (5) and the prefix (14) cross; a
+// sparse rule per layer; pipelines with more micro-batches than stages (pp2, M = 4), as
+// many (pp4), fewer (pp2.dp2, M = 1), and with activation recompute.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "model/gather_model.hpp"
 #include "model/parameter_parts.hpp"
 #include "model/trainer.hpp"
 #include "runtime/rng.hpp"
@@ -34,11 +40,13 @@ ModelConfig tiny_config() {
   c.vocab_size = kVocab;
   c.d_model = 16;
   c.num_heads = 4;
-  c.num_layers = 2;
+  c.num_layers = 4;  // 2 per stage under pp2, 1 under pp4
   // Layer 0: D = 4 with a window that crosses chunk boundaries and a prefix longer than
-  // a chunk; layer 1: D = 3, nothing else.
+  // a chunk; layer 1: D = 3, nothing else; layers 2 and 3 other mixes.
   c.sparse_rules = {Sparsity{.dilation = 4, .window = 5, .initial = 14},
-                    Sparsity{.dilation = 3, .window = 0, .initial = 0}};
+                    Sparsity{.dilation = 3, .window = 0, .initial = 0},
+                    Sparsity{.dilation = 6, .window = 2, .initial = 0},
+                    Sparsity{.dilation = 4, .window = 0, .initial = 3}};
   return c;
 }
 
@@ -60,9 +68,18 @@ struct TrainingRun {
   std::unique_ptr<RatLM> model;
 };
 
-TrainingRun train(const ParallelContext& ctx, Schedule schedule, DType dtype) {
+// A layout under test, and how it runs its rows: `micro_batch` rows at a time (0: all
+// of a rank's rows at once), with or without activation recompute.
+struct LayoutCase {
+  ParallelSizes sizes;
+  std::int64_t micro_batch = 0;
+  bool recompute = false;
+};
+
+TrainingRun train(const ParallelContext& ctx, Schedule schedule, DType dtype,
+                  const LayoutCase& how) {
   TrainingRun run;
-  run.model = std::make_unique<RatLM>(tiny_config(), dtype, Device::cpu, false, ctx);
+  run.model = std::make_unique<RatLM>(tiny_config(), dtype, Device::cpu, how.recompute, ctx);
   run.model->params().initialize(5, 0.3);
   // eps 1e-6 rather than 1e-8: AdamW divides by sqrt(v), so a gradient element near f32
   // rounding level turns its rounding noise into a full-size step; a larger eps damps
@@ -71,7 +88,7 @@ TrainingRun train(const ParallelContext& ctx, Schedule schedule, DType dtype) {
   const AdamWConfig adamw{.eps = 1e-6, .weight_decay = 0.1, .clip_norm = 0.5};
   AdamW optimizer(run.model->params(), adamw, ctx);
   const LrSchedule lr{.base_lr = 2e-2, .eta_min = 2e-3, .warmup_iters = 1, .total_iters = kIters};
-  Trainer trainer(*run.model, optimizer, lr, schedule);
+  Trainer trainer(*run.model, optimizer, lr, schedule, how.micro_batch);
   for (std::int64_t it = 0; it < kIters; ++it) {
     const auto [ids, labels] = batch_of(it);
     const IterationResult r = trainer.step(ids, labels);
@@ -89,14 +106,39 @@ double relative_error(const Tensor& a, const Tensor& b) {
   return std::sqrt(diff / std::max(ref, 1e-300));
 }
 
-// The layouts of a world of `size` ranks that the model supports now (no pipeline yet).
-std::vector<ParallelSizes> layouts(int size) {
+// The layouts of a world of `size` ranks. kBatch = 4 rows: micro_batch 1 gives M = 4
+// micro-batches (2 under dp2), micro_batch 2 gives M = 2.
+std::vector<LayoutCase> layouts(int size) {
   switch (size) {
-    case 2: return {{.tp = 2}, {.sp = 2}, {.dp = 2}};
-    case 4: return {{.tp = 2, .sp = 2}, {.sp = 4}, {.tp = 2, .dp = 2}, {.sp = 2, .dp = 2},
-                    {.tp = 4}, {.dp = 4}};
-    case 8: return {{.tp = 2, .sp = 2, .dp = 2}, {.sp = 8}};
-    default: return {{.dp = size}};
+    case 2: return {{{.tp = 2}}, {{.sp = 2}}, {{.dp = 2}}, {{.pp = 2}, 1}};
+    case 4: return {{{.tp = 2, .sp = 2}}, {{.sp = 4}}, {{.tp = 2, .dp = 2}}, {{.sp = 2, .dp = 2}},
+                    {{.tp = 4}}, {{.dp = 4}}, {{.pp = 4}, 1}, {{.pp = 2, .dp = 2}},
+                    {{.tp = 2, .pp = 2}, 1, true}, {{.sp = 2, .pp = 2}, 2}};
+    case 8: return {{{.tp = 2, .sp = 2, .dp = 2}}, {{.sp = 8}},
+                    {{.sp = 2, .pp = 2, .dp = 2}, 1}, {{.tp = 2, .sp = 2, .pp = 2}, 1, true}};
+    default: return {{{.dp = size}}};
+  }
+}
+
+std::string describe(const LayoutCase& how) {
+  return to_string(how.sizes) + ", micro_batch " + std::to_string(how.micro_batch) +
+         (how.recompute ? ", recompute" : "");
+}
+
+// The parameters a model file holds (model/gather_model.hpp, what save_model_file
+// writes) against the reference's: on world rank 0, every parameter once.
+void expect_gathered_parameters(const TrainingRun& run, const TrainingRun& reference,
+                                const ParallelContext& ctx, double limit) {
+  std::set<std::string> seen;
+  gather_model_parameters(tiny_config(), run.model->params(), ctx,
+                          [&](const ParamEntry& e, const Tensor& global) {
+                            EXPECT_TRUE(seen.insert(e.name).second) << e.name << " twice";
+                            const Tensor want = reference.model->params().value(e.name);
+                            ASSERT_EQ(global.shape(), want.shape()) << e.name;
+                            EXPECT_LE(relative_error(global, want), limit) << e.name;
+                          });
+  if (ctx.world_rank == 0) {
+    EXPECT_EQ(seen.size(), reference.model->params().table().entries().size());
   }
 }
 
@@ -105,12 +147,18 @@ class ModelParallel : public ::testing::TestWithParam<std::tuple<Schedule, DType
 TEST_P(ModelParallel, ThreeIterationsMatchOneProcess) {
   const auto [schedule, dtype] = GetParam();
   const double limit = tolerance(dtype);
-  const TrainingRun reference = train(ParallelContext::single_process(), schedule, dtype);
+  std::map<std::int64_t, TrainingRun> references;  // by micro_batch
   const Group world = world_group();
-  for (const ParallelSizes& sizes : layouts(world.size())) {
-    SCOPED_TRACE(to_string(sizes) + " " + schedule_name(schedule));
-    const ParallelContext ctx = ParallelContext::create(world, sizes);
-    const TrainingRun run = train(ctx, schedule, dtype);
+  for (const LayoutCase& how : layouts(world.size())) {
+    SCOPED_TRACE(describe(how) + " " + schedule_name(schedule));
+    if (!references.contains(how.micro_batch)) {
+      const LayoutCase one_process{.sizes = {}, .micro_batch = how.micro_batch};
+      references.emplace(how.micro_batch,
+                         train(ParallelContext::single_process(), schedule, dtype, one_process));
+    }
+    const TrainingRun& reference = references.at(how.micro_batch);
+    const ParallelContext ctx = ParallelContext::create(world, how.sizes);
+    const TrainingRun run = train(ctx, schedule, dtype, how);
     ASSERT_EQ(run.steps.size(), reference.steps.size());
     for (std::size_t s = 0; s < run.steps.size(); ++s) {
       const ModeStepResult &got = run.steps[s], &want = reference.steps[s];
@@ -118,12 +166,14 @@ TEST_P(ModelParallel, ThreeIterationsMatchOneProcess) {
       EXPECT_NEAR(got.loss, want.loss, limit * std::abs(want.loss)) << "step " << s;
       EXPECT_NEAR(got.grad_norm, want.grad_norm, limit * want.grad_norm) << "step " << s;
     }
-    // This rank's part of every parameter against the same part of the reference.
+    // This rank's part of every parameter of its stage against the same part of the
+    // reference (on the last stage, the embedding's copy too).
     const ParamStore& params = run.model->params();
     for (const ParamEntry& e : params.table().entries()) {
       const Tensor want = local_part(e, reference.model->params().value(e.name));
       EXPECT_LE(relative_error(params.value(e.name), want), limit) << e.name;
     }
+    expect_gathered_parameters(run, reference, ctx, limit);
   }
 }
 

@@ -13,74 +13,18 @@
 // scanned from zero where the reference scans through it: the same sums in another order,
 // and no error grows (every gate is below 1).
 //
-// Traffic. The test defines MPI_Allgather, MPI_Allreduce, ... itself (MPI's profiling
-// interface: the library's own entry points stay reachable as PMPI_*), so the Group calls
-// of the sp code (parallel/mpi_group.cpp) land here first. Each sp call must make exactly
-// one all-gather, sending F B C elements (F = 3 forward, 5 backward) whatever Tc, and no
-// other communication.
+// Traffic (tests/mpi/mpi_traffic_counter.hpp counts it through MPI's profiling interface):
+// each sp call must make exactly one all-gather, sending F B C elements (F = 3 forward,
+// 5 backward) whatever Tc, and no other communication.
 #include <gtest/gtest.h>
-#include <mpi.h>
 
 #include <string>
 
 #include "kernels/ops.hpp"
 #include "parallel/sequence_scan.hpp"
 #include "tests/mpi/mpi_test_util.hpp"
+#include "tests/mpi/mpi_traffic_counter.hpp"
 #include "tests/unit/kernels/kernel_test_util.hpp"
-
-namespace {
-
-// What the MPI entry points below saw since the last reset.
-struct Traffic {
-  int all_gathers = 0;
-  long long all_gather_bytes = 0;  // sent by this rank
-  int other_calls = 0;             // every other communication Group can make
-};
-Traffic traffic;
-
-long long bytes_of(int count, MPI_Datatype type) {
-  int size = 0;
-  PMPI_Type_size(type, &size);
-  return static_cast<long long>(count) * size;
-}
-
-}  // namespace
-
-extern "C" {
-int MPI_Allgather(const void* send, int send_count, MPI_Datatype send_type, void* recv,
-                  int recv_count, MPI_Datatype recv_type, MPI_Comm comm) {
-  ++traffic.all_gathers;
-  traffic.all_gather_bytes += bytes_of(send_count, send_type);
-  return PMPI_Allgather(send, send_count, send_type, recv, recv_count, recv_type, comm);
-}
-int MPI_Allreduce(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op,
-                  MPI_Comm comm) {
-  ++traffic.other_calls;
-  return PMPI_Allreduce(send, recv, count, type, op, comm);
-}
-int MPI_Reduce_scatter_block(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op,
-                             MPI_Comm comm) {
-  ++traffic.other_calls;
-  return PMPI_Reduce_scatter_block(send, recv, count, type, op, comm);
-}
-int MPI_Bcast(void* buffer, int count, MPI_Datatype type, int root, MPI_Comm comm) {
-  ++traffic.other_calls;
-  return PMPI_Bcast(buffer, count, type, root, comm);
-}
-int MPI_Send(const void* buffer, int count, MPI_Datatype type, int peer, int tag, MPI_Comm comm) {
-  ++traffic.other_calls;
-  return PMPI_Send(buffer, count, type, peer, tag, comm);
-}
-int MPI_Recv(void* buffer, int count, MPI_Datatype type, int peer, int tag, MPI_Comm comm,
-             MPI_Status* status) {
-  ++traffic.other_calls;
-  return PMPI_Recv(buffer, count, type, peer, tag, comm, status);
-}
-int MPI_Barrier(MPI_Comm comm) {
-  ++traffic.other_calls;
-  return PMPI_Barrier(comm);
-}
-}  // extern "C"
 
 namespace ratrain {
 namespace {
@@ -120,16 +64,17 @@ struct ScanTensors {
         dv(Tensor::empty(shape, dtype)) {}
 };
 
-// Expects this call's traffic: one all-gather of `fields` B C elements of `dtype` on a group
+// Expects one call's traffic: one all-gather of `fields` B C elements of `dtype` on a group
 // of several ranks, nothing on a group of one; nothing else in either case.
-void expect_one_all_gather(const Group& sp, std::int64_t fields, std::int64_t channels, DType dtype,
-                           const std::string& label) {
+void expect_one_all_gather(const test::Traffic& traffic, const Group& sp, std::int64_t fields,
+                           std::int64_t channels, DType dtype, const std::string& label) {
   const bool shared = sp.size() > 1;
-  EXPECT_EQ(traffic.all_gathers, shared ? 1 : 0) << label;
-  EXPECT_EQ(traffic.all_gather_bytes,
+  const test::CallTraffic& all_gather = traffic[test::MpiCall::all_gather];
+  EXPECT_EQ(all_gather.calls, shared ? 1 : 0) << label;
+  EXPECT_EQ(all_gather.sent,
             shared ? fields * kBatch * channels * static_cast<long long>(dtype_size(dtype)) : 0)
       << label;
-  EXPECT_EQ(traffic.other_calls, 0) << label;
+  EXPECT_EQ(traffic.total(), all_gather) << label;
 }
 
 void expect_close(const Tensor& got, const Tensor& ref, DType dtype, const std::string& label) {
@@ -158,12 +103,16 @@ void check_chunk(DType dtype, std::int64_t chunk_rows, std::int64_t channels) {
 
   const Tensor g_r = mine(g), k_r = mine(k), v_r = mine(v), dK_r = mine(dK), dV_r = mine(dV);
   ScanTensors got(local, dtype);
-  traffic = {};
-  sp_gated_scan_forward(sp, g_r, k_r, v_r, got.gate, got.K, got.V);
-  expect_one_all_gather(sp, ops::kStateSummaryFields, channels, dtype, label + ", forward");
-  traffic = {};
-  sp_gated_scan_backward(sp, got.gate, k_r, v_r, got.K, got.V, dK_r, dV_r, got.dg, got.dk, got.dv);
-  expect_one_all_gather(sp, ops::kAdjointSummaryFields, channels, dtype, label + ", backward");
+  const test::Traffic forward =
+      test::traffic_of([&] { sp_gated_scan_forward(sp, g_r, k_r, v_r, got.gate, got.K, got.V); });
+  expect_one_all_gather(forward, sp, ops::kStateSummaryFields, channels, dtype,
+                        label + ", forward");
+  const test::Traffic backward = test::traffic_of([&] {
+    sp_gated_scan_backward(sp, got.gate, k_r, v_r, got.K, got.V, dK_r, dV_r, got.dg, got.dk,
+                           got.dv);
+  });
+  expect_one_all_gather(backward, sp, ops::kAdjointSummaryFields, channels, dtype,
+                        label + ", backward");
 
   expect_close(got.gate, mine(ref.gate), dtype, label + ", gate");
   expect_close(got.K, mine(ref.K), dtype, label + ", K");

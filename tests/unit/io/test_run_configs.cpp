@@ -54,6 +54,22 @@ TEST(RunConfigs, ParallelSizesAreRankCounts) {
       << message;
 }
 
+// Pipeline stages hold equal layer ranges: any stage count that divides the layers.
+TEST(RunConfigs, PipelineStagesMustDivideTheLayers) {
+  const std::vector<std::string> four_layers = {"model.vocab_size=259", "model.num_layers=4"};
+  auto with = [&](const std::string& pp) {
+    std::vector<std::string> overrides = four_layers;
+    overrides.push_back(pp);
+    return load_run_config("", overrides);
+  };
+  EXPECT_NO_THROW(validate_run_config(with("parallel.pp=2")));
+  const RunConfig c = with("parallel.pp=3");
+  const std::string message = error_of([&] { validate_run_config(c); });
+  EXPECT_NE(message.find("model.num_layers (4) must be divisible by parallel.pp (3)"),
+            std::string::npos)
+      << message;
+}
+
 // A multi-rank layout is a valid config; started as one process, laying the world out
 // by it fails with the rank count it needs.
 TEST(RunConfigs, MultiRankLayoutsNeedThatManyRanks) {
