@@ -61,6 +61,7 @@ const std::vector<ConfigKey>& run_config_schema() {
       {"optim.beta2", K::real, "0.95", "AdamW beta2"},
       {"optim.eps", K::real, "1e-8", "AdamW epsilon"},
       {"optim.clip", K::real, "1.0", "global gradient-norm clip (<= 0 disables)"},
+      {"optim.bucket_mb", K::real, "25", "gradient bucket of the data-parallel reduce-scatter, MiB (overlaps backward)"},
       {"data.train", K::string, "", "training tokens: HDF5 token file or flat uint16 .bin"},
       {"data.val", K::string, "", "validation tokens (same formats); empty = none"},
       {"data.eos_id", K::integer, "-1", "EOS id for label masking; -1 = from the token file"},
@@ -74,6 +75,12 @@ const std::vector<ConfigKey>& run_config_schema() {
       {"parallel.dp", K::integer, "1", "data-parallel ranks"},
       {"run.dir", K::string, "runs/default", "output folder: metrics.jsonl, model.h5, config.ini"},
       {"run.log_every", K::integer, "1", "iterations between progress lines"},
+      {"train.stop_at", K::integer, "0", "end this launch after that many iterations (the schedule still spans train.iters; resume continues); 0 = train.iters"},
+      {"checkpoint.dir", K::string, "", "checkpoint folder; empty = <run.dir>/checkpoints"},
+      {"checkpoint.every", K::integer, "0", "iterations between checkpoints, plus one at the end of a launch (0 = none)"},
+      {"checkpoint.keep", K::integer, "3", "complete checkpoints kept (the newest; older ones are deleted)"},
+      {"checkpoint.resume", K::string, "auto", "auto (the latest checkpoint if there is one), none, or a checkpoint folder"},
+      {"checkpoint.fallback", K::boolean, "false", "with resume = auto: a checkpoint that fails verification falls back to the one before"},
   };
   return schema;
 }
@@ -138,6 +145,11 @@ RunConfig load_run_config(const std::string& ini_path, const std::vector<std::st
              .clip_norm = r.get_real("optim.clip")};
   RT_REQUIRE(c.optim.beta1 >= 0 && c.optim.beta1 < 1 && c.optim.beta2 >= 0 && c.optim.beta2 < 1,
              "optim.beta1 and optim.beta2 must be in [0, 1)");
+  // 1 GiB at most: larger buckets only delay the first reduce-scatter of a step.
+  const double bucket_mb = r.get_real("optim.bucket_mb");
+  RT_REQUIRE(bucket_mb >= 0.001 && bucket_mb <= 1024, "optim.bucket_mb must be in [0.001, 1024] "
+             "(got ", bucket_mb, ")");
+  c.optim.bucket_bytes = static_cast<std::int64_t>(bucket_mb * (1 << 20));
 
   c.data = {.train_path = r.get_string("data.train"),
             .val_path = r.get_string("data.val"),
@@ -153,6 +165,19 @@ RunConfig load_run_config(const std::string& ini_path, const std::vector<std::st
   c.run_dir = r.get_string("run.dir");
   c.log_every = r.get_int("run.log_every");
   RT_REQUIRE(c.log_every > 0, "run.log_every must be positive (got ", c.log_every, ")");
+  c.train.stop_at = r.get_int("train.stop_at");
+  RT_REQUIRE(c.train.stop_at >= 0 && c.train.stop_at <= c.train.iters, "train.stop_at must be in "
+             "[0, train.iters = ", c.train.iters, "] (got ", c.train.stop_at, ")");
+  const std::string& checkpoint_dir = r.get_string("checkpoint.dir");
+  c.checkpoint = {.dir = checkpoint_dir.empty() ? c.run_dir + "/checkpoints" : checkpoint_dir,
+                  .every = r.get_int("checkpoint.every"),
+                  .keep = r.get_int("checkpoint.keep"),
+                  .resume = r.get_string("checkpoint.resume"),
+                  .fallback = r.get_bool("checkpoint.fallback")};
+  RT_REQUIRE(c.checkpoint.every >= 0, "checkpoint.every must be >= 0 (got ", c.checkpoint.every,
+             ")");
+  RT_REQUIRE(c.checkpoint.keep >= 1, "checkpoint.keep must be >= 1 (got ", c.checkpoint.keep, ")");
+  RT_REQUIRE(!c.checkpoint.resume.empty(), "checkpoint.resume must be auto, none or a folder");
   return c;
 }
 

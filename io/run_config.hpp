@@ -35,12 +35,22 @@ struct TrainSettings {
   double init_std = 0.02;
   bool recompute = false;
   std::string weights;  // model.weights: file to start from / evaluate; empty = fresh init
+  std::int64_t stop_at = 0;  // train.stop_at: this launch ends after that iteration; 0 = iters
 };
 
 struct EvalSettings {
   std::int64_t every = 0;    // iterations between validation passes (0 = only at the end)
   std::int64_t batches = 0;  // validation batches per pass
   std::vector<AttentionMode> modes;  // modes `ratrain eval` reports
+};
+
+// The checkpoint.* keys (io/checkpoint_saver.hpp, io/checkpoint_resume.hpp).
+struct CheckpointSettings {
+  std::string dir;           // resolved: <run.dir>/checkpoints when the key is empty
+  std::int64_t every = 0;    // iterations between checkpoints; 0 = none
+  std::int64_t keep = 3;     // complete checkpoints kept, the newest
+  std::string resume;        // "auto" (latest if any), "none", or a checkpoint folder
+  bool fallback = false;     // auto: a checkpoint failing verification falls back to the one before
 };
 
 struct RunConfig {
@@ -52,6 +62,7 @@ struct RunConfig {
   DataSettings data;
   EvalSettings eval;
   ParallelSizes parallel;  // parallel.tp, sp, pp, dp
+  CheckpointSettings checkpoint;
   std::string run_dir;
   std::int64_t log_every = 1;
 };

@@ -2,12 +2,17 @@
 // schedule, printing a progress line every run.log_every iterations and appending one
 // JSON line per iteration (and per validation pass) to <run.dir>/metrics.jsonl; writes
 // the resolved config to <run.dir>/config.ini and the weights to <run.dir>/model.h5.
+// Resumes from a checkpoint (checkpoint.resume, io/checkpoint_resume.hpp) and saves them
+// every checkpoint.every iterations and at the end (io/checkpoint_saver.hpp); a launch
+// may end early at train.stop_at, and a resumed one continues exactly where it stopped.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <optional>
 
 #include "io/batch.hpp"
+#include "io/checkpoint_resume.hpp"
+#include "io/checkpoint_saver.hpp"
 #include "io/metrics.hpp"
 #include "io/model_file.hpp"
 #include "io/sampler.hpp"
@@ -97,7 +102,8 @@ int train_command(const std::vector<std::string>& args) {
   RunConfig config = load_run_config(cl.positional.empty() ? "" : cl.positional[0], cl.overrides);
   const RunData data = open_run_data(config, /*need_train=*/true);
   // Every rank reads the data and the whole batch, and works on its block of it.
-  const ParallelContext ctx = ParallelContext::create(group_from_mpi(MPI_COMM_WORLD), config.parallel);
+  const Group world = group_from_mpi(MPI_COMM_WORLD);
+  const ParallelContext ctx = ParallelContext::create(world, config.parallel);
   if (ctx.world_size > 1)
     log_info("parallel layout ", to_string(config.parallel), " over ", ctx.world_size, " ranks");
 
@@ -118,6 +124,20 @@ int train_command(const std::vector<std::string>& args) {
   const TokenDataset& train = *data.train;
   const std::int64_t samples = num_samples(train, config.train.seq_len);
   const SampleOrder order(samples, config.train.seed, /*shuffle=*/true);
+  std::int64_t data_cursor = 0;  // global sample index of the next batch
+  const std::optional<CheckpointMeta> resumed = resume_from_checkpoint(
+      config.checkpoint, world, ctx, model->params(), optimizer);
+  if (resumed) {
+    trainer.set_iter(resumed->iteration);
+    data_cursor = resumed->data_cursor;
+    if (resumed->data_samples != samples || resumed->seed != config.train.seed)
+      log_warn("the checkpoint's data order (", resumed->data_samples, " samples, seed ",
+               resumed->seed, ") is not this run's (", samples, " samples, seed ",
+               config.train.seed, "): the batches will differ from an uninterrupted run");
+  }
+  CheckpointSaver checkpoints(config, ctx, world, samples);
+  const std::int64_t first = trainer.iter();
+  const std::int64_t last = config.train.stop_at > 0 ? config.train.stop_at : config.train.iters;
   const auto modes = schedule_modes(config.train.schedule);
   double flops_per_token = 0;
   for (AttentionMode mode : modes)
@@ -130,12 +150,14 @@ int train_command(const std::vector<std::string>& args) {
            samples, " samples per epoch); run folder ", config.run_dir);
 
   // A pass before the first step anchors the validation curve at the initial loss.
-  if (validation.enabled() && config.eval.every > 0) validation.run(*model, 0, metrics_out);
+  if (validation.enabled() && config.eval.every > 0 && !resumed)
+    validation.run(*model, 0, metrics_out);
   const auto start = std::chrono::steady_clock::now();
-  for (std::int64_t it = 0; it < config.train.iters; ++it) {
+  for (std::int64_t it = first; it < last; ++it) {
     const auto t0 = std::chrono::steady_clock::now();
-    const Batch batch = make_batch(train, order, it * config.train.batch_size,
-                                   config.train.batch_size, config.train.seq_len, data.eos_id);
+    const Batch batch = make_batch(train, order, data_cursor, config.train.batch_size,
+                                   config.train.seq_len, data.eos_id);
+    data_cursor += config.train.batch_size;
     const IterationResult r = trainer.step(batch.ids, batch.labels);
     const auto t1 = std::chrono::steady_clock::now();
     const double step_s = std::chrono::duration<double>(t1 - t0).count();
@@ -157,12 +179,12 @@ int train_command(const std::vector<std::string>& args) {
         .add("elapsed_s", elapsed);
     if (metrics_out) metrics_out->write(line);
 
-    if (it % config.log_every == 0 || it + 1 == config.train.iters) {
+    if (it % config.log_every == 0 || it + 1 == last) {
       std::string losses;
       for (const ModeStepResult& s : r.steps)
         losses += format("  loss(%s) %.4f", attention_mode_name(s.mode).c_str(), s.loss);
-      const double eta = elapsed / static_cast<double>(it + 1) *
-                         static_cast<double>(config.train.iters - it - 1);
+      const double eta = elapsed / static_cast<double>(it + 1 - first) *
+                         static_cast<double>(last - it - 1);
       log_info(format("iter %lld/%lld  lr %.2e", static_cast<long long>(it + 1),
                       static_cast<long long>(config.train.iters), r.lr),
                losses,
@@ -170,10 +192,16 @@ int train_command(const std::vector<std::string>& args) {
                       static_cast<double>(tokens_per_iter) / step_s, duration(eta).c_str()));
     }
     if (validation.enabled() && config.eval.every > 0 && (it + 1) % config.eval.every == 0 &&
-        it + 1 != config.train.iters)
+        it + 1 != last)
       validation.run(*model, it + 1, metrics_out);
+    if (checkpoints.due(it + 1, last))
+      checkpoints.save({.iteration = it + 1, .data_cursor = data_cursor}, model->params(),
+                       optimizer);
+    else
+      checkpoints.poll();
   }
-  if (validation.enabled()) validation.run(*model, config.train.iters, metrics_out);
+  if (validation.enabled()) validation.run(*model, last, metrics_out);
+  checkpoints.finish();
 
   const std::string model_path = config.run_dir + "/model.h5";
   save_model_file(model_path, config.model, model->params(), ctx);

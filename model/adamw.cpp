@@ -6,10 +6,13 @@
 namespace ratrain {
 namespace {
 
-bool holds_tied_copy(const ParamTable& table) {
+// The flat ranges of the tied copies (none on the stages between the first and the
+// last): summed over the two stages before their buckets' data-parallel reduce-scatter.
+std::vector<GradBuckets::FlatRange> tied_ranges(const ParamTable& table) {
+  std::vector<GradBuckets::FlatRange> ranges;
   for (const ParamEntry& e : table.entries())
-    if (e.copies == StageCopies::first_and_last) return true;
-  return false;
+    if (e.copies == StageCopies::first_and_last) ranges.emplace_back(e.offset, e.offset + e.numel);
+  return ranges;
 }
 
 }  // namespace
@@ -18,22 +21,32 @@ AdamW::AdamW(ParamStore& store, AdamWConfig config, const ParallelContext& ctx)
     : store_(store),
       config_(config),
       ctx_(ctx),
-      shard_numel_(store.padded_numel() / ctx.dp.size()),
-      tied_stages_(ctx.pp.split(holds_tied_copy(store.table()) ? 0 : 1, ctx.pp.rank())) {
-  RT_REQUIRE(store.padded_numel() % ctx.dp.size() == 0,
-             "the parameter buffers are not padded for ", ctx.dp.size(), " data-parallel shards");
-  shard_begin_ = ctx.dp.rank() * shard_numel_;
-  const std::int64_t shard_end = shard_begin_ + shard_numel_;
+      tied_stages_(ctx.pp.split(tied_ranges(store.table()).empty() ? 1 : 0, ctx.pp.rank())),
+      buckets_(store.table(), store.grads(), ctx.dp, config.bucket_bytes,
+               tied_ranges(store.table())) {
   for (const ParamEntry& e : store.table().entries()) {
     if (e.shard.is_whole() && ctx.tp.rank() != 0) continue;
     if (e.copies == StageCopies::first_and_last && ctx.pp.rank() != 0) continue;
-    const std::int64_t begin = std::max(e.offset, shard_begin_);
-    const std::int64_t end = std::min(e.offset + e.numel, shard_end);
-    if (begin < end) counted_.emplace_back(begin - shard_begin_, end - shard_begin_);
+    for (const ShardRange& r : buckets_.shard()) {
+      const std::int64_t begin = std::max(e.offset, r.flat_begin);
+      const std::int64_t end = std::min(e.offset + e.numel, r.flat_begin + r.numel);
+      if (begin < end)
+        counted_.emplace_back(r.shard_offset + begin - r.flat_begin,
+                              r.shard_offset + end - r.flat_begin);
+    }
   }
   const Tensor& grads = store.grads();
-  m_ = Tensor::zeros({shard_numel_}, grads.dtype(), grads.device());
-  v_ = Tensor::zeros({shard_numel_}, grads.dtype(), grads.device());
+  const std::int64_t shard_numel = store.padded_numel() / ctx.dp.size();
+  m_ = Tensor::zeros({shard_numel}, grads.dtype(), grads.device());
+  v_ = Tensor::zeros({shard_numel}, grads.dtype(), grads.device());
+}
+
+std::int64_t AdamW::shard_begin() const {
+  const std::vector<ShardRange>& shard = buckets_.shard();
+  RT_REQUIRE(shard.size() == 1, "this rank's optimizer shard is ", shard.size(),
+             " ranges of the flat buffer (one per gradient bucket), not one: use "
+             "AdamW::shard_ranges()");
+  return shard.front().flat_begin;
 }
 
 double AdamW::counted_sum_of_squares(const Tensor& shard_grads) const {
@@ -44,15 +57,14 @@ double AdamW::counted_sum_of_squares(const Tensor& shard_grads) const {
 }
 
 double AdamW::step(double lr) {
-  Tensor& grads = store_.grads();
-  ctx_.sp.all_reduce_sum(grads);  // each sequence chunk contributed part of every gradient
   for (const ParamEntry& e : store_.table().entries()) {
     if (e.copies != StageCopies::first_and_last) continue;
     // The embedding's gradient on the first stage, the head's on the last.
     Tensor tied = store_.grad(e.name);
     tied_stages_.all_reduce_sum(tied);
   }
-  Tensor shard_grads = ctx_.dp.reduce_scatter_sum(grads);  // (S,)
+  Tensor& shard_grads = buckets_.reduce_scatter();  // (S,), summed over dp
+  ctx_.sp.all_reduce_sum(shard_grads);  // after dp: why, in the header
   const double norm = std::sqrt(ctx_.pp.all_reduce_sum(
       ctx_.tp.all_reduce_sum(ctx_.dp.all_reduce_sum(counted_sum_of_squares(shard_grads)))));
   if (config_.clip_norm > 0) {
@@ -68,9 +80,12 @@ double AdamW::step(double lr) {
                               .weight_decay = config_.weight_decay,
                               .step = steps_};
   Tensor& values = store_.optimizer_values();
-  Tensor shard_values = values.flat_view(shard_begin_, {shard_numel_});
-  ops::adamw_update(shard_values, shard_grads, m_, v_, hyper);
-  if (ctx_.dp.size() > 1) values.copy_from(ctx_.dp.all_gather(shard_values));
+  for (const ShardRange& r : buckets_.shard()) {
+    Tensor shard_values = values.flat_view(r.flat_begin, {r.numel});
+    Tensor m = m_.flat_view(r.shard_offset, {r.numel}), v = v_.flat_view(r.shard_offset, {r.numel});
+    ops::adamw_update(shard_values, shard_grads.flat_view(r.shard_offset, {r.numel}), m, v, hyper);
+  }
+  buckets_.all_gather(values);
   store_.publish_master();
   return norm;
 }

@@ -2,17 +2,33 @@
 // step (RATPLUS.md "Optimizer"; PyTorch's AdamW and clip_grad_norm_ semantics), as a
 // ZeRO-1 distributed optimizer over the data-parallel group (DESIGN.md "DP").
 //
-// Each step: the gradients of the ranks' sequence chunks are summed over sp; the two
-// copies of the tied embedding (first and last pipeline stage, param_store.hpp
-// StageCopies) sum their gradients; the flat gradient buffer is reduce-scattered over dp,
-// so that dp rank r holds the sum of everyone's gradients for shard r (elements
-// [r * S, (r + 1) * S) of the padded flat buffers, S = padded / dp); the norm is summed
-// over the shards, the distinct TP parts and the pipeline stages (each parameter once);
-// rank r clips and updates its shard of the optimizer values with its shard of the
-// moments (the moments exist only for the shard: 1/dp of the memory); the updated shards
-// are all-gathered. With every group of one this is plain AdamW on the whole buffer,
-// without a copy. Each pipeline stage updates its own parameters; the two copies of the
-// embedding see equal gradients and moments, so they stay equal.
+// Each step: the two copies of the tied embedding (first and last pipeline stage,
+// param_store.hpp StageCopies) sum their gradients; the flat gradient buffer is
+// reduce-scattered over dp in buckets (model/grad_buckets.hpp), so that dp rank r holds
+// the sum of everyone's gradients for its shard (block r of every bucket, S = padded / dp
+// elements); the shard is summed over sp (each sequence chunk contributed part of every
+// gradient); the norm is summed over the shards, the distinct TP parts and the pipeline
+// stages (each parameter once); rank r clips and updates its shard of the optimizer
+// values with its shard of the moments (the moments exist only for the shard: 1/dp of
+// the memory); the updated shards are all-gathered, bucket by bucket. With every group
+// of one this is plain AdamW on the whole buffer, without a copy. Each pipeline stage
+// updates its own parameters; the two copies of the embedding see equal gradients and
+// moments, so they stay equal.
+//
+// What overlaps the backward pass: the dp reduce-scatter of every bucket without a tied
+// copy starts as soon as the backward pass reports the bucket's gradients final
+// (gradients_final, wired by the trainer to RatLM's hook) in the last micro-batch, and
+// runs while the earlier layers' backward goes on; step() waits for them. Not
+// overlapped: the buckets of the tied copies (their cross-stage sum must come first and
+// is a blocking call in step(): on the last stage the head's gradient is final long
+// before the first stage's embedding gradient, and a blocking sum in the backward pass
+// would deadlock the pipeline), the sp sum, the norm and the all-gathers.
+//
+// The sp sum comes after the dp reduce-scatter, not before it as in a sum over sp then
+// dp: the ranks of an sp group hold the same stage and TP part, hence the same buckets
+// and shards, and sums commute, so the result is the same up to rounding, a bucket need
+// not wait for an sp all-reduce before its reduce-scatter can start, and the sp sum
+// moves S = padded / dp elements instead of the whole buffer.
 //
 // The tied gradients are summed in a group of the two stages that hold a copy, not by an
 // all-reduce over the whole pp group: the stages between would have to join with a
@@ -21,9 +37,7 @@
 //
 // Moments have the gradients' dtype (the model dtype on the CPU, f32 on the GPU); the
 // update goes to ParamStore::optimizer_values(), the f32 master copy where the values
-// are bf16, which is then published to the values. Not yet: bucketed reduce-scatter
-// overlapped with the backward pass (it needs non-blocking collectives; one blocking
-// reduce-scatter of the whole buffer per step now).
+// are bf16, which is then published to the values.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +45,7 @@
 #include <vector>
 
 #include "kernels/ops.hpp"
+#include "model/grad_buckets.hpp"
 #include "model/param_store.hpp"
 #include "parallel/parallel_context.hpp"
 
@@ -42,23 +57,42 @@ struct AdamWConfig {
   double eps = 1e-8;
   double weight_decay = 0.1;
   double clip_norm = 1.0;  // <= 0 disables clipping
+  // Gradient bucket size for the data-parallel reduce-scatter (optim.bucket_mb): smaller
+  // buckets start earlier in the backward pass, larger ones make fewer, larger messages.
+  std::int64_t bucket_bytes = std::int64_t{25} << 20;
 };
 
 class AdamW {
  public:
   AdamW(ParamStore& store, AdamWConfig config, const ParallelContext& ctx);
 
-  // Sums the gradients over sp, the tied copies and dp, clips them to `clip_norm` and
+  // The backward pass's report (RatLM::GradientsFinal, connected by the trainer): flat
+  // gradient elements [begin, end) are final for this step. Starts the dp reduce-scatter
+  // of every bucket that this completes, except those of the tied copies.
+  void gradients_final(std::int64_t begin, std::int64_t end) {
+    buckets_.gradients_final(begin, end);
+  }
+
+  // Sums the gradients over the tied copies, dp and sp, clips them to `clip_norm` and
   // applies one update at `lr`. Returns the global gradient norm before clipping (the
-  // same on every rank).
+  // same on every rank). Without reports from the backward pass every bucket starts here.
   double step(double lr);
 
   std::int64_t steps_taken() const { return steps_; }
-  // (S,) moments of this rank's shard: flat elements [shard_begin(), shard_begin() + S).
+  // (S,) moments of this rank's shard; shard_ranges() says which flat element each is.
   Tensor& first_moment() { return m_; }
   Tensor& second_moment() { return v_; }
-  std::int64_t shard_begin() const { return shard_begin_; }
+  // The pieces of this rank's shard: one range with dp = 1 or with a single bucket, else
+  // one per bucket.
+  const std::vector<ShardRange>& shard_ranges() const { return buckets_.shard(); }
+  // Where a contiguous shard begins: the moments are flat elements [shard_begin(),
+  // shard_begin() + S). Throws when the shard is several ranges (dp > 1 with several
+  // buckets): use shard_ranges() there.
+  std::int64_t shard_begin() const;
   const AdamWConfig& config() const { return config_; }
+  // Resuming from a checkpoint (io/checkpoint_reader.hpp): the steps already taken, which
+  // the bias correction of the next step continues from.
+  void restore_steps_taken(std::int64_t steps) { steps_ = steps; }
 
  private:
   // Sum of squares of `shard_grads` over the elements whose norm this rank counts.
@@ -67,7 +101,6 @@ class AdamW {
   ParamStore& store_;
   AdamWConfig config_;
   const ParallelContext& ctx_;
-  std::int64_t shard_begin_, shard_numel_;
   // [begin, end) ranges of the shard, relative to it, that enter the gradient norm: all
   // of it, except on TP ranks other than 0 the parameters every TP rank holds whole
   // (their gradients are identical there and count once), and on the last pipeline
@@ -76,6 +109,7 @@ class AdamW {
   // The first and the last stage of this rank's pipeline, where the tied copies are;
   // on the stages between, a group of those stages, never used.
   Group tied_stages_;
+  GradBuckets buckets_;
   Tensor m_, v_;  // (S,)
   std::int64_t steps_ = 0;
 };

@@ -1,5 +1,7 @@
 #include "model/rat_lm.hpp"
 
+#include <algorithm>
+
 #include "model/pipeline_runner.hpp"
 #include "parallel/vocab_parallel.hpp"
 
@@ -69,10 +71,12 @@ struct RatLM::StageBuffers {
 class RatLM::StageRun final : public PipelineStageWork {
  public:
   // ids, labels: (B, T) cut into micro-batches of `rows` rows. No grad_scale: forward only.
+  // The last backward pass reports final gradients to `gradients_final` (may be empty).
   StageRun(RatLM& model, StageBuffers& b, const Tensor& ids, const Tensor& labels,
-           std::int64_t rows, std::vector<Sparsity> rules, std::optional<double> grad_scale)
+           std::int64_t rows, std::vector<Sparsity> rules, std::optional<double> grad_scale,
+           const GradientsFinal& gradients_final)
       : model_(model), b_(b), ids_(ids), labels_(labels), rows_(rows), rules_(std::move(rules)),
-        grad_scale_(grad_scale) {}
+        grad_scale_(grad_scale), gradients_final_(gradients_final) {}
 
   Tensor& input(int m) override { return slot(m).residual.front(); }
   const Tensor& output(int m) override { return slot(m).residual.back(); }
@@ -92,8 +96,18 @@ class RatLM::StageRun final : public PipelineStageWork {
   }
   void backward(int m) override {
     MicroBatch& mb = slot(m);
-    if (model_.stage_.is_last()) add(model_.stage_loss_backward(b_, mb, grad_scale_.value()));
-    model_.backward_stage(b_, mb, rules_);
+    // Gradients accumulate over the micro-batches: only the last backward finalizes them.
+    const bool last = ++backward_passes_ == ids_.dim(0) / rows_;
+    const GradientsFinal* final_reports = last && gradients_final_ ? &gradients_final_ : nullptr;
+    const PipelineStage& stage = model_.stage_;
+    if (stage.is_last()) {
+      add(model_.stage_loss_backward(b_, mb, grad_scale_.value()));
+      if (final_reports) {
+        model_.report_final(*final_reports, kFinalNorm);
+        if (!stage.is_first()) model_.report_final(*final_reports, kEmbedding);
+      }
+    }
+    model_.backward_stage(b_, mb, rules_, final_reports);
   }
 
   // The loss sum and valid labels of every micro-batch: the last stage's, 0 elsewhere.
@@ -113,6 +127,8 @@ class RatLM::StageRun final : public PipelineStageWork {
   std::int64_t rows_;
   std::vector<Sparsity> rules_;
   std::optional<double> grad_scale_;
+  const GradientsFinal& gradients_final_;
+  std::int64_t backward_passes_ = 0;
   ops::CrossEntropyResult total_;
 };
 
@@ -189,7 +205,8 @@ ops::CrossEntropyResult RatLM::stage_loss_backward(StageBuffers& b, MicroBatch& 
   return result;
 }
 
-void RatLM::backward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules) {
+void RatLM::backward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules,
+                           const GradientsFinal* final_reports) {
   for (std::size_t l = blocks_.size(); l-- > 0;) {
     const Sparsity& rule = rules[stage_.first_layer + l];
     BlockActivations& act = recompute_ ? *b.recomputed : mb.acts[l];
@@ -199,16 +216,31 @@ void RatLM::backward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sp
       blocks_[l].forward(b.dims, rule, mb.residual[l], b.d_final, act, b.scratch);
     }
     blocks_[l].backward(b.dims, rule, mb.residual[l], act, b.d_residual, b.d_residual, b.scratch);
+    if (final_reports) report_final(*final_reports, RatBlock::prefix(stage_.first_layer + l));
   }
   if (stage_.is_first()) {
     Tensor demb = store_.grad(kEmbedding);
     vocab_parallel_embedding_backward(ctx_.tp, mb.ids, b.d_residual, vocab_begin_, demb);
+    if (final_reports) report_final(*final_reports, kEmbedding);
   }
+}
+
+void RatLM::report_final(const GradientsFinal& final_reports, const std::string& prefix) const {
+  std::int64_t begin = store_.padded_numel(), end = 0, numel = 0;
+  for (const ParamEntry& e : store_.table().entries()) {
+    if (!e.name.starts_with(prefix)) continue;
+    begin = std::min(begin, e.offset);
+    end = std::max(end, e.offset + e.numel);
+    numel += e.numel;
+  }
+  RT_ASSERT(numel > 0 && numel == end - begin);  // one contiguous range
+  final_reports(begin, end);
 }
 
 ops::CrossEntropyResult RatLM::run_plan(const std::vector<PipelineStep>& plan, const Tensor& ids,
                                         const Tensor& labels, AttentionMode mode,
-                                        std::optional<double> grad_scale, int micro_batches) {
+                                        std::optional<double> grad_scale, int micro_batches,
+                                        const GradientsFinal& gradients_final) {
   RT_REQUIRE(ids.rank() == 2 && ids.dtype() == DType::i32, "input_ids must be (B, T) int32, got ",
              shape_str(ids.shape()), " ", dtype_name(ids.dtype()));
   require_shape(labels, ids.shape(), "labels");
@@ -216,7 +248,8 @@ ops::CrossEntropyResult RatLM::run_plan(const std::vector<PipelineStep>& plan, c
              " rows of a rank's batch do not split into ", micro_batches, " micro-batches");
   const std::int64_t rows = ids.dim(0) / micro_batches;
   StageBuffers& b = buffers_for(rows, ids.dim(1), max_in_flight(plan));
-  StageRun run(*this, b, ids, labels, rows, config_.layer_rules(mode), grad_scale);
+  StageRun run(*this, b, ids, labels, rows, config_.layer_rules(mode), grad_scale,
+               gradients_final);
   run_pipeline(ctx_.pp, plan, run);
   // Only the last stage scored the tokens; every stage returns its numbers.
   Tensor result = Tensor::empty({2}, DType::f64);
@@ -228,9 +261,10 @@ ops::CrossEntropyResult RatLM::run_plan(const std::vector<PipelineStep>& plan, c
 
 ops::CrossEntropyResult RatLM::forward_backward(const Tensor& ids, const Tensor& labels,
                                                 AttentionMode mode, double grad_scale,
-                                                int micro_batches) {
+                                                int micro_batches,
+                                                const GradientsFinal& gradients_final) {
   return run_plan(training_plan(stage_.count, stage_.index, micro_batches), ids, labels, mode,
-                  grad_scale, micro_batches);
+                  grad_scale, micro_batches, gradients_final);
 }
 
 ops::CrossEntropyResult RatLM::forward(const Tensor& ids, const Tensor& labels,
@@ -238,7 +272,7 @@ ops::CrossEntropyResult RatLM::forward(const Tensor& ids, const Tensor& labels,
   RT_REQUIRE(!logits || (ctx_.tp.size() == 1 && stage_.count == 1),
              "logits are only available with parallel.tp = 1 and parallel.pp = 1");
   const auto result = run_plan(forward_plan(stage_.count, stage_.index, 1), ids, labels, mode,
-                               std::nullopt, 1);
+                               std::nullopt, 1, {});
   if (logits) {
     const MicroBatch& mb = buffers_->in_flight.front();
     *logits = Tensor::empty({ids.dim(0), ids.dim(1), config_.vocab_size}, dtype_, device_);

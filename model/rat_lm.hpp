@@ -18,11 +18,16 @@
 // functions are the model's only forward and backward, whatever the layout. Losses and
 // gradients it returns are this rank's contributions; summing them over the dp and sp
 // groups, and the tied embedding's over the first and last stage, is the optimizer's
-// and the trainer's job.
+// and the trainer's job. So that those sums can start while the backward pass goes on,
+// the model reports which gradients are final (GradientsFinal); it knows nothing of
+// who listens.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "kernels/ops.hpp"
@@ -37,6 +42,16 @@ namespace ratrain {
 
 class RatLM {
  public:
+  // Told during forward_backward that gradient elements [begin, end) of params().grads()
+  // are final: this rank writes them no more before the next zero_grads(). Called in the
+  // last micro-batch's backward pass, once for each range, as soon as its last write
+  // is done: on the last stage the final norm's (and the head's embedding copy, when
+  // the stage is not also the first), then each layer's, the last layer first, then on
+  // the first stage the embedding's. The trainer connects it to the optimizer's
+  // gradient buckets (model/adamw.hpp), whose reduce-scatter then overlaps the backward
+  // pass of the earlier layers.
+  using GradientsFinal = std::function<void(std::int64_t begin, std::int64_t end)>;
+
   RatLM(ModelConfig config, DType dtype, Device device = Device::cpu, bool recompute = false,
         ParallelContext ctx = ParallelContext::single_process());
   ~RatLM();  // defined where the buffers are complete
@@ -58,9 +73,11 @@ class RatLM {
   // into this stage's gradients (grad_scale = 1/valid labels of the whole optimizer step
   // gives the mean). Returns the loss sum and the number of valid labels of the B rows,
   // the same on every stage. Collective over the pp group (and tp, sp inside the layers).
+  // `gradients_final`, if given, hears which gradients are final (GradientsFinal).
   ops::CrossEntropyResult forward_backward(const Tensor& ids, const Tensor& labels,
                                            AttentionMode mode, double grad_scale,
-                                           int micro_batches = 1);
+                                           int micro_batches = 1,
+                                           const GradientsFinal& gradients_final = {});
   // Forward only, the same on every stage. If `logits` is given it receives (B, T, V) in
   // the model dtype (one process only: under tensor or pipeline parallelism no rank holds
   // every logit).
@@ -77,9 +94,11 @@ class RatLM {
   StageBuffers& buffers_for(std::int64_t rows, std::int64_t seq, int slots);
   // Runs `plan` over ids, labels (B, T) cut into `micro_batches`; a backward pass scales
   // by `grad_scale`, which a forward-only plan does not take.
+  // The last backward pass reports to `gradients_final` (may be empty).
   ops::CrossEntropyResult run_plan(const std::vector<PipelineStep>& plan, const Tensor& ids,
                                    const Tensor& labels, AttentionMode mode,
-                                   std::optional<double> grad_scale, int micro_batches);
+                                   std::optional<double> grad_scale, int micro_batches,
+                                   const GradientsFinal& gradients_final);
 
   // The stage's passes over one micro-batch. Forward: the embedding of mb's ids on the
   // first stage (else mb's input, received), the stage's layers, the final norm on the
@@ -93,8 +112,14 @@ class RatLM {
   ops::CrossEntropyResult stage_loss_backward(StageBuffers& b, MicroBatch& mb,
                                               double grad_scale);
   // b.d_residual: d loss / d(stage output) in, d loss / d(stage input) out; parameter
-  // gradients accumulate; the first stage ends in the embedding's gradient.
-  void backward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules);
+  // gradients accumulate; the first stage ends in the embedding's gradient. With
+  // `final_reports`, each layer's and the embedding's gradients are reported after their
+  // last write.
+  void backward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules,
+                      const GradientsFinal* final_reports);
+  // Reports the gradients of the parameters whose names begin with `prefix` (one
+  // parameter, or one layer's, registered one after another) to `final_reports`.
+  void report_final(const GradientsFinal& final_reports, const std::string& prefix) const;
 
   ModelConfig config_;
   ParallelContext ctx_;

@@ -53,8 +53,14 @@ ModeStepResult Trainer::optimizer_step(const Tensor& ids, const Tensor& labels,
   const double grad_scale = 1.0 / static_cast<double>(result.valid);
 
   model_.params().zero_grads();
+  // The optimizer starts summing each gradient bucket over dp once the backward pass
+  // has finished it.
+  const RatLM::GradientsFinal to_optimizer = [this](std::int64_t begin, std::int64_t end) {
+    optimizer_.gradients_final(begin, end);
+  };
   const double loss_sum = model_.forward_backward(local_ids, local_labels, mode, grad_scale,
-                                                  static_cast<int>(rows / micro_rows))
+                                                  static_cast<int>(rows / micro_rows),
+                                                  to_optimizer)
                               .loss_sum;
   result.loss = ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(loss_sum)) * grad_scale;
   result.grad_norm = optimizer_.step(lr);

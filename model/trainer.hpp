@@ -13,7 +13,9 @@
 // same block and the model passes it through the stages); the valid-label count comes
 // from the whole batch, so every rank scales by the same number, and the loss sums of
 // the blocks are added over dp and sp (the model returns the last stage's on every
-// stage). Results are the same on every rank.
+// stage). Results are the same on every rank. The trainer connects the model's report of
+// final gradients (RatLM::GradientsFinal) to the optimizer, so that the data-parallel
+// reduce-scatter of a gradient bucket overlaps the rest of the backward pass.
 #pragma once
 
 #include <cstdint>

@@ -11,7 +11,9 @@
 //   no MPI_Init and pays one branch per collective.
 // - Copies of a larger group share the one communicator it owns; the last copy frees it.
 // - Every rank of a group calls the same collectives in the same order with tensors of
-//   the same shape and dtype. The calls block, so a rank that skips one stalls the rest.
+//   the same shape and dtype. The blocking calls block, so a rank that skips one stalls
+//   the rest. The non-blocking (`_async`) ones count in that order when they start; the
+//   ranks may wait for them at different times.
 // - Tensors are contiguous row-major (runtime/tensor.hpp); "rows" are dimension 0.
 #pragma once
 
@@ -22,8 +24,45 @@
 namespace ratrain {
 
 namespace detail {
-class MpiComm;  // an owned MPI communicator, defined in mpi_group.cpp
+class MpiComm;     // an owned MPI communicator, defined in mpi_group.cpp
+class MpiRequest;  // an MPI request and the tensors it works on, defined in mpi_group.cpp
 }  // namespace detail
+
+// A collective started by one of Group's `_async` calls. Until wait() (or a test() that
+// returns true) the operation may still read its inputs and write its outputs: the
+// caller touches neither meanwhile. The request holds a reference to their storage, so
+// it stays allocated as long as the operation may use it, whoever else lets go.
+//
+// Destruction of a request still in flight:
+// - in normal control flow it waits, like the future of std::async: every rank started
+//   the same collective, so it completes;
+// - while an exception unwinds it does NOT wait. The ranks may be out of step now (one
+//   that failed before starting the collective will never join it), and this rank's
+//   error would then never reach main(), which prints it and aborts the job
+//   (MpiRuntime::abort_job). MPI forbids freeing a collective's request, so the request
+//   and its tensors are parked, never freed, until the process ends: MPI cannot write
+//   into released memory in the meantime.
+class CollectiveRequest {
+ public:
+  CollectiveRequest();  // complete: what a group of one returns
+  CollectiveRequest(CollectiveRequest&& other) noexcept;
+  // Disposes of the request held before as the destructor does.
+  CollectiveRequest& operator=(CollectiveRequest&& other) noexcept;
+  ~CollectiveRequest();
+
+  bool complete() const { return mpi_ == nullptr; }
+  // Gives MPI a chance to advance the operation (without a progress thread, Open MPI's
+  // non-blocking collectives move only inside MPI calls) and says whether it completed.
+  bool test();
+  // Returns once the operation has completed; its outputs then hold the result.
+  void wait();
+
+ private:
+  friend class Group;
+  explicit CollectiveRequest(std::unique_ptr<detail::MpiRequest> started);
+
+  std::unique_ptr<detail::MpiRequest> mpi_;  // null exactly when complete
+};
 
 class Group {
  public:
@@ -69,6 +108,25 @@ class Group {
     return size_ > 1 ? reduce_scatter_sum_mpi(full) : full;
   }
 
+  // ---- the same pair, non-blocking (CollectiveRequest says when the tensors are free) -
+  // A data-parallel optimizer starts the reduce-scatter of each gradient bucket while
+  // the backward pass still computes the others (model/grad_buckets.hpp).
+  //
+  // full (size * n, ...) -> shard (n, ...): writes into `shard` what reduce_scatter_sum
+  // returns. `shard` must not overlap `full`, except for a group of one, where it gets
+  // `full` at once (no copy when it is the same elements) and the request is complete.
+  CollectiveRequest reduce_scatter_sum_async(const Tensor& full, Tensor& shard) const {
+    if (size_ > 1) return reduce_scatter_sum_async_mpi(full, shard);
+    if (shard.raw() != full.raw()) shard.copy_from(full);
+    return CollectiveRequest();
+  }
+  // In place: full (size * n, ...) holds this rank's block in rows [rank * n,
+  // (rank + 1) * n); once complete, every rank's block in its rows on every rank. A
+  // group of one has nothing to gather: complete at once.
+  CollectiveRequest all_gather_in_place_async(Tensor& full) const {
+    return size_ > 1 ? all_gather_in_place_async_mpi(full) : CollectiveRequest();
+  }
+
   // ---- broadcast; its backward partner is a sum-reduce to the root ------------------
   // t on every rank = t on group rank `root`, in place.
   void broadcast(Tensor& t, int root) const {
@@ -105,6 +163,8 @@ class Group {
   double all_reduce_sum_mpi(double value) const;
   Tensor all_gather_mpi(const Tensor& local) const;
   Tensor reduce_scatter_sum_mpi(const Tensor& full) const;
+  CollectiveRequest reduce_scatter_sum_async_mpi(const Tensor& full, Tensor& shard) const;
+  CollectiveRequest all_gather_in_place_async_mpi(Tensor& full) const;
   void broadcast_mpi(Tensor& t, int root) const;
   void barrier_mpi() const;
 

@@ -5,8 +5,10 @@
 // leaving some of them waiting in a collective.
 #include "parallel/mpi_group.hpp"
 
+#include <exception>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "parallel/mpi_check.hpp"
 #include "runtime/log.hpp"
@@ -39,7 +41,74 @@ class MpiComm {
   MPI_Comm comm_;
 };
 
+// A non-blocking collective's MPI request and the tensors the operation works on: holding
+// them keeps their storage allocated for as long as MPI may read or write it.
+class MpiRequest {
+ public:
+  explicit MpiRequest(std::vector<Tensor> buffers)
+      : buffers_(std::move(buffers)), exceptions_at_start_(std::uncaught_exceptions()) {}
+  MpiRequest(const MpiRequest&) = delete;
+  MpiRequest& operator=(const MpiRequest&) = delete;
+
+  // Still in flight: waits, or parks the request while an exception unwinds (the
+  // policy and its reasons: CollectiveRequest in group.hpp). A destructor must not
+  // throw: a failed wait is logged.
+  ~MpiRequest() {
+    if (request_ == MPI_REQUEST_NULL) return;  // complete: MPI_Wait / MPI_Test reset it
+    if (std::uncaught_exceptions() > exceptions_at_start_) {
+      log_warn("a non-blocking collective was in flight while an exception unwound: not "
+               "waiting for it (the ranks may be out of step); its buffers stay allocated "
+               "until the job ends");
+      parked().push_back({request_, std::move(buffers_)});
+      return;
+    }
+    try {
+      RT_CHECK_MPI(MPI_Wait(&request_, MPI_STATUS_IGNORE));
+    } catch (const Error& e) {
+      log_warn(e.what());
+    }
+  }
+
+  MPI_Request* handle() { return &request_; }
+
+ private:
+  struct Parked {
+    MPI_Request request;
+    std::vector<Tensor> buffers;
+  };
+  // Never freed: MPI may still use the buffers until the process ends.
+  static std::vector<Parked>& parked() {
+    static auto* requests = new std::vector<Parked>;
+    return *requests;
+  }
+
+  MPI_Request request_ = MPI_REQUEST_NULL;
+  std::vector<Tensor> buffers_;
+  int exceptions_at_start_;  // std::uncaught_exceptions() when the operation started
+};
+
 }  // namespace detail
+
+CollectiveRequest::CollectiveRequest() = default;
+CollectiveRequest::CollectiveRequest(std::unique_ptr<detail::MpiRequest> started)
+    : mpi_(std::move(started)) {}
+CollectiveRequest::CollectiveRequest(CollectiveRequest&& other) noexcept = default;
+CollectiveRequest& CollectiveRequest::operator=(CollectiveRequest&& other) noexcept = default;
+CollectiveRequest::~CollectiveRequest() = default;
+
+bool CollectiveRequest::test() {
+  if (mpi_ == nullptr) return true;
+  int done = 0;
+  RT_CHECK_MPI(MPI_Test(mpi_->handle(), &done, MPI_STATUS_IGNORE));
+  if (done) mpi_.reset();
+  return done != 0;
+}
+
+void CollectiveRequest::wait() {
+  if (mpi_ == nullptr) return;
+  RT_CHECK_MPI(MPI_Wait(mpi_->handle(), MPI_STATUS_IGNORE));
+  mpi_.reset();
+}
 
 namespace {
 
@@ -67,6 +136,15 @@ MpiBuffer host_buffer(const Tensor& t, const char* op) {
   return {.data = t.raw(),
           .count = static_cast<int>(t.numel()),
           .type = t.dtype() == DType::f32 ? MPI_FLOAT : MPI_DOUBLE};
+}
+
+// Requires `full` to be (size * n, ...) and returns the shape of one rank's block, (n, ...).
+Shape require_blocks(const Tensor& full, int size, const char* op) {
+  RT_REQUIRE(full.rank() >= 1 && full.dim(0) % size == 0, "Group::", op, ": the rows of ",
+             shape_str(full.shape()), " must be a multiple of the group size ", size);
+  Shape shape = full.shape();
+  shape[0] /= size;
+  return shape;
 }
 
 // Point-to-point traffic goes to another rank of the group: a group of one has none.
@@ -154,16 +232,35 @@ Tensor Group::all_gather_mpi(const Tensor& local) const {
 }
 
 Tensor Group::reduce_scatter_sum_mpi(const Tensor& full) const {
-  RT_REQUIRE(full.rank() >= 1 && full.dim(0) % size_ == 0,
-             "Group::reduce_scatter_sum: the rows of ", shape_str(full.shape()),
-             " must be a multiple of the group size ", size_);
+  const Shape block = require_blocks(full, size_, "reduce_scatter_sum");
   const MpiBuffer in = host_buffer(full, "reduce_scatter_sum");
-  Shape shape = full.shape();
-  shape[0] /= size_;
-  Tensor part = Tensor::empty(shape, full.dtype());  // (n, ...)
+  Tensor part = Tensor::empty(block, full.dtype());  // (n, ...)
   RT_CHECK_MPI(MPI_Reduce_scatter_block(in.data, part.raw(), in.count / size_, in.type, MPI_SUM,
                                         comm_->get()));
   return part;
+}
+
+CollectiveRequest Group::reduce_scatter_sum_async_mpi(const Tensor& full, Tensor& shard) const {
+  const char* const op = "reduce_scatter_sum_async";
+  const MpiBuffer in = host_buffer(full, op), out = host_buffer(shard, op);
+  require_shape(shard, require_blocks(full, size_, op), "Group::reduce_scatter_sum_async: shard");
+  require_same_type(full, {&shard}, "Group::reduce_scatter_sum_async");
+  auto started = std::make_unique<detail::MpiRequest>(std::vector<Tensor>{full, shard});
+  RT_CHECK_MPI(MPI_Ireduce_scatter_block(in.data, out.data, out.count, in.type, MPI_SUM,
+                                         comm_->get(), started->handle()));
+  return CollectiveRequest(std::move(started));
+}
+
+CollectiveRequest Group::all_gather_in_place_async_mpi(Tensor& full) const {
+  const char* const op = "all_gather_in_place_async";
+  require_blocks(full, size_, op);
+  const MpiBuffer buffer = host_buffer(full, op);
+  auto started = std::make_unique<detail::MpiRequest>(std::vector<Tensor>{full});
+  // MPI_IN_PLACE: this rank's block already sits at its place in the receive buffer.
+  RT_CHECK_MPI(MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer.data,
+                              buffer.count / size_, buffer.type, comm_->get(),
+                              started->handle()));
+  return CollectiveRequest(std::move(started));
 }
 
 void Group::broadcast_mpi(Tensor& t, int root) const {

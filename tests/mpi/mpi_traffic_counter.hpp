@@ -1,9 +1,11 @@
 // Counts the communication of one rank, per MPI call, for the MPI tests that check what
-// the parallel code sends (test_sequence_scan.cpp, test_sp_traffic.cpp).
+// the parallel code sends (test_sequence_scan.cpp, test_sp_traffic.cpp) or when
+// (test_model_parallel.cpp: the gradient buckets' reduce-scatters start during backward).
 //
 // How: MPI's profiling interface. This header DEFINES the MPI entry points that Group
 // uses (parallel/mpi_group.cpp: MPI_Allgather, MPI_Reduce_scatter_block, MPI_Allreduce,
-// MPI_Bcast, MPI_Send, MPI_Recv, MPI_Sendrecv, MPI_Barrier); the linker takes them over
+// MPI_Bcast, MPI_Send, MPI_Recv, MPI_Sendrecv, MPI_Barrier, and the non-blocking
+// MPI_Iallgather, MPI_Ireduce_scatter_block, MPI_Wait, MPI_Test); the linker takes them over
 // the library's, whose implementations stay reachable as PMPI_*, to which each definition
 // forwards after tallying. So include it in exactly ONE translation unit of a test
 // executable.
@@ -11,6 +13,8 @@
 // Phases: a call is tallied only inside traffic_of(body), into the Traffic that call
 // returns; calls outside (MPI startup, the gtest main's verdict, the tests' own
 // bookkeeping) are not counted. traffic_of nests: the innermost one records.
+// calls_so_far(call) reads the innermost recording while its body still runs, to place
+// calls relative to other events.
 //
 // Bytes, per rank and call (the logical payload, whatever algorithm MPI runs):
 //   call             sent                                  received
@@ -22,7 +26,10 @@
 //   recv             0                                     the receive buffer (Group
 //   send-recv        the outgoing message                  requires the message to fill it)
 //   barrier          0                                     0
-// (S = the communicator's size.) Every count is exact, so tests compare with ==.
+//   wait, test       0                                     0
+// (S = the communicator's size.) A non-blocking all-gather or reduce-scatter counts as
+// its blocking twin does, when it starts; an in-place all-gather sends its own block.
+// Every count is exact, so tests compare with ==.
 #pragma once
 
 #include <mpi.h>
@@ -36,11 +43,12 @@ namespace ratrain::test {
 
 // The MPI functions Group calls, one tally each.
 enum class MpiCall : std::size_t {
-  all_gather, reduce_scatter, all_reduce, broadcast, send, recv, send_recv, barrier, count
+  all_gather, reduce_scatter, all_reduce, broadcast, send, recv, send_recv, barrier,
+  all_gather_start, reduce_scatter_start, wait, test, count
 };
 inline constexpr const char* kMpiCallNames[] = {
     "all-gather", "reduce-scatter", "all-reduce", "broadcast", "send", "recv", "send-recv",
-    "barrier"};
+    "barrier", "all-gather (non-blocking)", "reduce-scatter (non-blocking)", "wait", "test"};
 static_assert(std::size(kMpiCallNames) == static_cast<std::size_t>(MpiCall::count));
 
 struct CallTraffic {
@@ -110,6 +118,16 @@ inline void tally(MpiCall call, long long sent, long long received) {
   (*recording)[call] += CallTraffic{.calls = 1, .sent = sent, .received = received};
 }
 
+// The tallies of the two collectives that have a non-blocking twin.
+inline void tally_all_gather(MpiCall call, int block_count, MPI_Datatype type, MPI_Comm comm) {
+  tally(call, bytes_of(block_count, type), (size_of(comm) - 1) * bytes_of(block_count, type));
+}
+inline void tally_reduce_scatter(MpiCall call, int block_count, MPI_Datatype type,
+                                 MPI_Comm comm) {
+  const long long others = (size_of(comm) - 1) * bytes_of(block_count, type);
+  tally(call, others, others);
+}
+
 // Restores the enclosing recording even when the body throws.
 class Recording {
  public:
@@ -123,6 +141,11 @@ class Recording {
 };
 
 }  // namespace detail
+
+// The calls of kind `call` the innermost traffic_of has tallied so far (0 outside one).
+inline long long calls_so_far(MpiCall call) {
+  return detail::recording == nullptr ? 0 : (*detail::recording)[call].calls;
+}
 
 // Runs body() and returns what this rank's MPI calls moved meanwhile.
 template <typename Body>
@@ -138,17 +161,36 @@ Traffic traffic_of(Body&& body) {
 extern "C" {
 int MPI_Allgather(const void* send, int send_count, MPI_Datatype send_type, void* recv,
                   int recv_count, MPI_Datatype recv_type, MPI_Comm comm) {
-  using namespace ratrain::test::detail;
-  tally(ratrain::test::MpiCall::all_gather, bytes_of(send_count, send_type),
-        (size_of(comm) - 1) * bytes_of(recv_count, recv_type));
+  ratrain::test::detail::tally_all_gather(ratrain::test::MpiCall::all_gather, recv_count,
+                                          recv_type, comm);
   return PMPI_Allgather(send, send_count, send_type, recv, recv_count, recv_type, comm);
 }
 int MPI_Reduce_scatter_block(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op,
                              MPI_Comm comm) {
-  using namespace ratrain::test::detail;
-  const long long others = (size_of(comm) - 1) * bytes_of(count, type);
-  tally(ratrain::test::MpiCall::reduce_scatter, others, others);
+  ratrain::test::detail::tally_reduce_scatter(ratrain::test::MpiCall::reduce_scatter, count,
+                                              type, comm);
   return PMPI_Reduce_scatter_block(send, recv, count, type, op, comm);
+}
+int MPI_Iallgather(const void* send, int send_count, MPI_Datatype send_type, void* recv,
+                   int recv_count, MPI_Datatype recv_type, MPI_Comm comm, MPI_Request* request) {
+  ratrain::test::detail::tally_all_gather(ratrain::test::MpiCall::all_gather_start, recv_count,
+                                          recv_type, comm);
+  return PMPI_Iallgather(send, send_count, send_type, recv, recv_count, recv_type, comm,
+                         request);
+}
+int MPI_Ireduce_scatter_block(const void* send, void* recv, int count, MPI_Datatype type,
+                              MPI_Op op, MPI_Comm comm, MPI_Request* request) {
+  ratrain::test::detail::tally_reduce_scatter(ratrain::test::MpiCall::reduce_scatter_start,
+                                              count, type, comm);
+  return PMPI_Ireduce_scatter_block(send, recv, count, type, op, comm, request);
+}
+int MPI_Wait(MPI_Request* request, MPI_Status* status) {
+  ratrain::test::detail::tally(ratrain::test::MpiCall::wait, 0, 0);
+  return PMPI_Wait(request, status);
+}
+int MPI_Test(MPI_Request* request, int* flag, MPI_Status* status) {
+  ratrain::test::detail::tally(ratrain::test::MpiCall::test, 0, 0);
+  return PMPI_Test(request, flag, status);
 }
 int MPI_Allreduce(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op,
                   MPI_Comm comm) {

@@ -1,5 +1,6 @@
 // Group's collectives under mpiexec with 2 or more ranks, on the world and on every
-// group of every layout that fits it (groups of one included: they return at once).
+// group of every layout that fits it (groups of one included: they return at once),
+// blocking and non-blocking (several requests in flight at once).
 //
 // Rank m contributes value(m, i) = 100 * (m + 1) + i at element i: small integers, so
 // any reduction order gives one exact answer and results are compared bitwise
@@ -8,7 +9,9 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "parallel/parallel_context.hpp"
 #include "tests/mpi/mpi_test_util.hpp"
@@ -149,6 +152,115 @@ TEST(Collectives, ReduceScatterNeedsRowsAMultipleOfTheGroupSize) {
     const Tensor full = Tensor::zeros({3 * n + 1, 2}, DType::f32);
     const std::string message = error_of([&] { c.group.reduce_scatter_sum(full); });
     EXPECT_NE(message.find("must be a multiple of the group size " + std::to_string(n)),
+              std::string::npos)
+        << c.label << ": " << message;
+  }
+}
+
+// Non-blocking: three reduce-scatters of different sizes and an in-place all-gather in
+// flight on one group at once, a blocking all-reduce on the same group while they are,
+// then waited for in another order than started: each gives its blocking twin's
+// result exactly.
+TEST(Collectives, NonBlockingCollectivesInFlightTogether) {
+  const int me = world_rank();
+  for (const GroupCase& c : every_group()) {
+    const int n = c.group.size(), rank = c.group.rank();
+    const std::int64_t rows[] = {3, 1, 7};  // per rank, of 2 columns
+    // Input k holds value(me, j) + 1000 k at element j.
+    auto input = [&](int k, std::int64_t j) { return value(me, j) + 1000.0 * k; };
+    std::vector<Tensor> fulls, shards;
+    std::vector<CollectiveRequest> reduce_scatters;
+    for (int k = 0; k < 3; ++k) {
+      fulls.push_back(filled({rows[k] * n, 2}, DType::f64, [&](std::int64_t j) { return input(k, j); }));
+      shards.push_back(Tensor::empty({rows[k], 2}, DType::f64));
+      reduce_scatters.push_back(c.group.reduce_scatter_sum_async(fulls[k], shards[k]));
+    }
+    // Block r of 5 elements starts as rank r's values, the others as -1.
+    Tensor gathered = filled({5 * n}, DType::f32, [&](std::int64_t j) {
+      return j / 5 == rank ? value(me, j % 5) : -1.0;
+    });
+    CollectiveRequest all_gather = c.group.all_gather_in_place_async(gathered);
+    double ranks_plus_half = 0;
+    for (const int m : c.members) ranks_plus_half += m + 0.5;
+    EXPECT_EQ(c.group.all_reduce_sum(me + 0.5), ranks_plus_half) << c.label;
+
+    all_gather.wait();
+    for (int k = 2; k >= 0; --k) reduce_scatters[k].wait();
+    expect_elements(gathered, [&](std::int64_t j) { return value(c.members[j / 5], j % 5); },
+                    c.label + " all-gathered in place");
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_TRUE(reduce_scatters[k].complete()) << c.label;
+      const std::int64_t block = rows[k] * 2;
+      expect_elements(shards[k],
+                      [&](std::int64_t i) {
+                        return sum_of_values(c.members, rank * block + i) + 1000.0 * k * n;
+                      },
+                      c.label + " reduce-scatter " + std::to_string(k));
+      expect_elements(fulls[k], [&](std::int64_t j) { return input(k, j); },
+                      c.label + " input kept " + std::to_string(k));
+    }
+  }
+}
+
+// test() lets a request complete without wait(), and a request dropped in normal
+// control flow waits in its destructor: either way the result is there.
+TEST(Collectives, NonBlockingCompletesThroughTestOrDestructor) {
+  const int me = world_rank();
+  for (const GroupCase& c : every_group()) {
+    const int n = c.group.size(), rank = c.group.rank();
+    const Tensor full = filled({4 * n}, DType::f32, [&](std::int64_t j) { return value(me, j); });
+    auto expected = [&](std::int64_t i) { return sum_of_values(c.members, rank * 4 + i); };
+    Tensor tested = Tensor::empty({4}, DType::f32);
+    CollectiveRequest request = c.group.reduce_scatter_sum_async(full, tested);
+    while (!request.test()) {
+    }
+    expect_elements(tested, expected, c.label + " after test()");
+    Tensor dropped = Tensor::empty({4}, DType::f32);
+    { const CollectiveRequest unwaited = c.group.reduce_scatter_sum_async(full, dropped); }
+    expect_elements(dropped, expected, c.label + " after the destructor");
+  }
+}
+
+// While an exception unwinds, a request in flight is not waited for: here rank 1 joins
+// the collective only after a barrier that rank 0 reaches through the unwinding. A
+// destructor that waited would hold rank 0 before the barrier forever.
+TEST(Collectives, NonBlockingIsNotWaitedForWhileAnExceptionUnwinds) {
+  const Group world = world_group();
+  const Group pair = world.split(world.rank() < 2 ? 0 : 1, world.rank());
+  const Tensor full = filled({2}, DType::f64, [&](std::int64_t j) { return value(world.rank(), j); });
+  Tensor shard = Tensor::empty({1}, DType::f64);
+  if (world.rank() == 0) {
+    try {
+      const CollectiveRequest request = pair.reduce_scatter_sum_async(full, shard);
+      throw std::runtime_error("a failure while the collective is in flight");
+    } catch (const std::runtime_error&) {
+    }
+    world.barrier();
+  } else if (world.rank() == 1) {
+    world.barrier();
+    CollectiveRequest request = pair.reduce_scatter_sum_async(full, shard);
+    request.wait();
+    EXPECT_EQ(shard.item(0), value(0, 1) + value(1, 1));
+  } else {
+    world.barrier();
+  }
+  world.barrier();  // rank 0 lets MPI advance its abandoned half meanwhile
+}
+
+TEST(Collectives, NonBlockingChecksShapesBeforeStarting) {
+  for (const GroupCase& c : every_group()) {
+    const int n = c.group.size();
+    if (n == 1) continue;  // no checks: completes at once
+    Tensor wrong = Tensor::empty({3}, DType::f32);
+    std::string message = error_of(
+        [&] { c.group.reduce_scatter_sum_async(Tensor::zeros({2 * n}, DType::f32), wrong); });
+    EXPECT_NE(message.find("Group::reduce_scatter_sum_async: shard has shape (3), expected (2)"),
+              std::string::npos)
+        << c.label << ": " << message;
+    Tensor odd = Tensor::zeros({2 * n + 1}, DType::f32);
+    message = error_of([&] { c.group.all_gather_in_place_async(odd); });
+    EXPECT_NE(message.find("Group::all_gather_in_place_async: the rows of (" +
+                           std::to_string(2 * n + 1) + ") must be a multiple of the group size"),
               std::string::npos)
         << c.label << ": " << message;
   }

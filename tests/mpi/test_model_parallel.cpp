@@ -10,9 +10,16 @@
 // that the layouts meet their hard cases: a vocabulary (37) that no TP size divides;
 // chunks of 12, 6 or 3 positions that the local window (5) and the prefix (14) cross; a
 // sparse rule per layer; pipelines with more micro-batches than stages (pp2, M = 4), as
-// many (pp4), fewer (pp2.dp2, M = 1), and with activation recompute.
+// many (pp4), fewer (pp2.dp2, M = 1), and with activation recompute. Every layout with
+// data parallelism runs twice: with the default gradient bucket (the whole model in one)
+// and with buckets of 2 KiB (30 to 60 buckets, many reduce-scatters in flight at once,
+// over micro-batches of one row).
+//
+// A second test shows the overlap itself: the reduce-scatter of the last layers' buckets
+// has started by the time the backward pass reaches the first layer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -21,15 +28,20 @@
 #include <vector>
 
 #include "model/gather_model.hpp"
+#include "model/grad_buckets.hpp"
 #include "model/parameter_parts.hpp"
 #include "model/trainer.hpp"
+#include "parallel/token_split.hpp"
 #include "runtime/rng.hpp"
 #include "tests/mpi/mpi_test_util.hpp"
+#include "tests/mpi/mpi_traffic_counter.hpp"
 
 namespace ratrain {
 namespace {
 
 constexpr std::int64_t kBatch = 4, kSeq = 24, kVocab = 37, kIters = 3;
+// The tiny model has about 15,000 parameters: 2 KiB buckets make 30 (f32) to 60 (f64).
+constexpr std::int64_t kTinyBucketBytes = 2048;
 
 // f32: sums in other orders over 3 to 6 AdamW steps. f64: the same computation exactly
 // but for rounding.
@@ -69,11 +81,13 @@ struct TrainingRun {
 };
 
 // A layout under test, and how it runs its rows: `micro_batch` rows at a time (0: all
-// of a rank's rows at once), with or without activation recompute.
+// of a rank's rows at once), with or without activation recompute, and the optimizer's
+// gradient bucket size.
 struct LayoutCase {
   ParallelSizes sizes;
   std::int64_t micro_batch = 0;
   bool recompute = false;
+  std::int64_t bucket_bytes = AdamWConfig{}.bucket_bytes;
 };
 
 TrainingRun train(const ParallelContext& ctx, Schedule schedule, DType dtype,
@@ -86,7 +100,8 @@ TrainingRun train(const ParallelContext& ctx, Schedule schedule, DType dtype,
   // that without changing what the layouts must agree on (f64 runs prove they compute
   // the same numbers). Measured largest f32 parameter error over all layouts, 4 layers:
   // eps 1e-6: 6.3e-6 here, 1.6e-5 with the H100 machine's BLAS; eps 1e-5: 1.8e-6 here.
-  const AdamWConfig adamw{.eps = 1e-5, .weight_decay = 0.1, .clip_norm = 0.5};
+  const AdamWConfig adamw{
+      .eps = 1e-5, .weight_decay = 0.1, .clip_norm = 0.5, .bucket_bytes = how.bucket_bytes};
   AdamW optimizer(run.model->params(), adamw, ctx);
   const LrSchedule lr{.base_lr = 2e-2, .eta_min = 2e-3, .warmup_iters = 1, .total_iters = kIters};
   Trainer trainer(*run.model, optimizer, lr, schedule, how.micro_batch);
@@ -109,7 +124,7 @@ double relative_error(const Tensor& a, const Tensor& b) {
 
 // The layouts of a world of `size` ranks. kBatch = 4 rows: micro_batch 1 gives M = 4
 // micro-batches (2 under dp2), micro_batch 2 gives M = 2.
-std::vector<LayoutCase> layouts(int size) {
+std::vector<LayoutCase> default_bucket_layouts(int size) {
   switch (size) {
     case 2: return {{{.tp = 2}}, {{.sp = 2}}, {{.dp = 2}}, {{.pp = 2}, 1}};
     case 4: return {{{.tp = 2, .sp = 2}}, {{.sp = 4}}, {{.tp = 2, .dp = 2}}, {{.sp = 2, .dp = 2}},
@@ -121,9 +136,21 @@ std::vector<LayoutCase> layouts(int size) {
   }
 }
 
+// default_bucket_layouts, then those with dp > 1 again with tiny buckets, one row per
+// micro-batch.
+std::vector<LayoutCase> layouts(int size) {
+  std::vector<LayoutCase> cases = default_bucket_layouts(size);
+  for (const LayoutCase& how : default_bucket_layouts(size))
+    if (how.sizes.dp > 1)
+      cases.push_back({.sizes = how.sizes, .micro_batch = 1, .recompute = how.recompute,
+                       .bucket_bytes = kTinyBucketBytes});
+  return cases;
+}
+
 std::string describe(const LayoutCase& how) {
   return to_string(how.sizes) + ", micro_batch " + std::to_string(how.micro_batch) +
-         (how.recompute ? ", recompute" : "");
+         (how.recompute ? ", recompute" : "") + ", buckets of " +
+         std::to_string(how.bucket_bytes) + " bytes";
 }
 
 // The parameters a model file holds (model/gather_model.hpp, what save_model_file
@@ -175,6 +202,54 @@ TEST_P(ModelParallel, ThreeIterationsMatchOneProcess) {
       EXPECT_LE(relative_error(params.value(e.name), want), limit) << e.name;
     }
     expect_gathered_parameters(run, reference, ctx, limit);
+  }
+}
+
+// The overlap (DESIGN.md "DP"): in one training step of every data-parallel layout of
+// one stage, with 2 KiB buckets and micro-batches of one row, the reduce-scatters of all
+// buckets that lie within layers 1 to L-1 and the final norm have started when the last
+// micro-batch's backward pass reports layer 1 final, that is before layer 0's backward
+// runs; the rest (buckets holding layer 0 or the embedding) start later. Every bucket
+// is reduce-scattered and all-gathered exactly once.
+TEST(DataParallelOverlap, LastLayersBucketsStartBeforeTheFirstLayersBackward) {
+  const Group world = world_group();
+  for (const LayoutCase& how : default_bucket_layouts(world.size())) {
+    if (how.sizes.dp == 1 || how.sizes.pp > 1) continue;
+    SCOPED_TRACE(to_string(how.sizes));
+    const ParallelContext ctx = ParallelContext::create(world, how.sizes);
+    RatLM model(tiny_config(), DType::f64, Device::cpu, false, ctx);
+    model.params().initialize(5, 0.3);
+    AdamW optimizer(model.params(), {.bucket_bytes = kTinyBucketBytes}, ctx);
+    const ParamStore& params = model.params();
+    const std::int64_t layer1_begin =
+        params.table().find(RatBlock::prefix(1) + "seq_layer.input_norm.weight").offset;
+    const std::vector<GradBucket> buckets =
+        cut_grad_buckets(params.table(), params.padded_numel(), ctx.dp.size(),
+                         kTinyBucketBytes / static_cast<std::int64_t>(sizeof(double)));
+    const auto ready_before_layer0 = std::count_if(
+        buckets.begin(), buckets.end(), [&](const GradBucket& b) { return b.begin >= layer1_begin; });
+
+    const auto [ids, labels] = batch_of(0);
+    const Tensor local_ids = local_tokens(ids, ctx), local_labels = local_tokens(labels, ctx);
+    long long started_before_layer0 = -1;
+    const test::Traffic traffic = test::traffic_of([&] {
+      model.params().zero_grads();
+      model.forward_backward(local_ids, local_labels, AttentionMode::sparse, 1e-2,
+                             static_cast<int>(local_ids.dim(0)),
+                             [&](std::int64_t begin, std::int64_t end) {
+                               optimizer.gradients_final(begin, end);
+                               if (begin == layer1_begin)
+                                 started_before_layer0 =
+                                     test::calls_so_far(test::MpiCall::reduce_scatter_start);
+                             });
+      optimizer.step(1e-3);
+    });
+    EXPECT_GT(ready_before_layer0, 0);
+    EXPECT_LT(ready_before_layer0, static_cast<long>(buckets.size()));
+    EXPECT_EQ(started_before_layer0, ready_before_layer0);
+    const auto bucket_count = static_cast<long long>(buckets.size());
+    EXPECT_EQ(traffic[test::MpiCall::reduce_scatter_start].calls, bucket_count) << traffic;
+    EXPECT_EQ(traffic[test::MpiCall::all_gather_start].calls, bucket_count) << traffic;
   }
 }
 

@@ -1,9 +1,13 @@
 // Model-level properties that the golden fixtures do not pin down: recompute gives the
 // same gradients, gradient accumulation over micro-batches equals one big batch, the
+// report of final gradients, the one-process optimizer is plain AdamW bitwise, the
 // joint schedule's order and LR, the LR schedule, and layout-independent init.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "model/flops.hpp"
 #include "model/trainer.hpp"
@@ -93,6 +97,98 @@ TEST(Trainer, JointScheduleRunsSparseThenDenseAtOneLearningRate) {
     EXPECT_EQ(r.steps[1].mode, AttentionMode::dense);
   }
   EXPECT_EQ(opt.steps_taken(), 6);
+}
+
+// The hook behind the overlapped data-parallel reduce-scatter (RatLM::GradientsFinal):
+// during the last of the micro-batches, every gradient is reported once, in the order
+// its last write happens (final norm, layers from the last, embedding), and nothing
+// writes it after its report.
+TEST(RatLM, ReportsEachGradientFinalOnceAfterItsLastWrite) {
+  const auto [ids, labels] = random_batch(4, 11, 23);
+  RatLM model(small_config(), DType::f64);
+  model.params().initialize(5, 0.2);
+  std::vector<std::pair<std::int64_t, std::int64_t>> reported;
+  std::vector<Tensor> when_reported;  // the reported gradients at the time of the report
+  model.forward_backward(ids, labels, AttentionMode::sparse, 0.1, 2,
+                         [&](std::int64_t begin, std::int64_t end) {
+                           reported.emplace_back(begin, end);
+                           when_reported.push_back(
+                               model.params().grads().flat_view(begin, {end - begin}).to(Device::cpu));
+                         });
+  const ParamTable& table = model.params().table();
+  // From the start of parameter `first` to the end of parameter `last`.
+  auto span = [&](const std::string& first, const std::string& last) {
+    const ParamEntry& end = table.find(last);
+    return std::make_pair(table.find(first).offset, end.offset + end.numel);
+  };
+  auto layer = [&](int l) {
+    const std::string prefix = "backbone.layers." + std::to_string(l) + ".";
+    return span(prefix + "seq_layer.input_norm.weight", prefix + "hidden_layer.fc2.weight");
+  };
+  const std::vector<std::pair<std::int64_t, std::int64_t>> expected = {
+      span("backbone.ln.weight", "backbone.ln.weight"), layer(1), layer(0),
+      span("embedding.wte.weight", "embedding.wte.weight")};
+  EXPECT_EQ(reported, expected);
+  EXPECT_EQ(expected.back().first, 0);
+  EXPECT_EQ(expected.front().second, table.total_numel());
+  for (std::size_t i = 0; i < reported.size(); ++i) {
+    const auto [begin, end] = reported[i];
+    EXPECT_EQ(max_abs_diff(when_reported[i], model.params().grads().flat_view(begin, {end - begin})),
+              0.0)
+        << "written after its report: [" << begin << ", " << end << ")";
+  }
+}
+
+// With one process the ZeRO-1 optimizer is plain AdamW with clipping whatever the bucket
+// size: bitwise the loop below, over micro-batches and both modes of the joint schedule.
+TEST(AdamW, OneProcessEqualsAPlainAdamWLoopBitwise) {
+  const auto [ids, labels] = random_batch(4, 11, 23);
+  const LrSchedule lr{.base_lr = 1e-2, .eta_min = 1e-3, .warmup_iters = 1, .total_iters = 3};
+  const AdamWConfig config{.clip_norm = 0.5};
+  const double grad_scale = 1.0 / static_cast<double>(ops::count_valid_labels(labels));
+
+  RatLM plain(small_config(), DType::f64);
+  ParamStore& p = plain.params();
+  p.initialize(5, 0.2);
+  Tensor m = Tensor::zeros({p.padded_numel()}, DType::f64);
+  Tensor v = Tensor::zeros({p.padded_numel()}, DType::f64);
+  std::vector<double> norms;
+  std::int64_t step = 0;
+  for (int it = 0; it < 3; ++it) {
+    for (const AttentionMode mode : schedule_modes(Schedule::joint)) {
+      p.zero_grads();
+      plain.forward_backward(ids, labels, mode, grad_scale, 4);
+      double sum_of_squares = 0;
+      for (const ParamEntry& e : p.table().entries())
+        sum_of_squares += ops::sum_of_squares(p.grad(e.name));
+      norms.push_back(std::sqrt(sum_of_squares));
+      const double coef = config.clip_norm / (norms.back() + 1e-6);
+      if (coef < 1.0) ops::scale_inplace(p.grads(), coef);
+      ops::adamw_update(p.values(), p.grads(), m, v,
+                        {.lr = lr.at(it), .beta1 = config.beta1, .beta2 = config.beta2,
+                         .eps = config.eps, .weight_decay = config.weight_decay, .step = ++step});
+    }
+  }
+
+  // 64 bytes: 8 elements, a bucket per parameter; then the default, one bucket.
+  for (const std::int64_t bucket_bytes : {std::int64_t{64}, AdamWConfig{}.bucket_bytes}) {
+    SCOPED_TRACE("bucket_bytes " + std::to_string(bucket_bytes));
+    RatLM model(small_config(), DType::f64);
+    model.params().initialize(5, 0.2);
+    AdamWConfig bucketed = config;
+    bucketed.bucket_bytes = bucket_bytes;
+    const ParallelContext ctx = ParallelContext::single_process();
+    AdamW optimizer(model.params(), bucketed, ctx);
+    Trainer trainer(model, optimizer, lr, Schedule::joint, 1);  // 4 micro-batches
+    std::vector<double> got;
+    for (int it = 0; it < 3; ++it)
+      for (const ModeStepResult& r : trainer.step(ids, labels).steps) got.push_back(r.grad_norm);
+    EXPECT_EQ(got, norms);
+    EXPECT_EQ(max_abs_diff(model.params().values(), p.values()), 0.0);
+    EXPECT_EQ(max_abs_diff(optimizer.first_moment(), m), 0.0);
+    EXPECT_EQ(max_abs_diff(optimizer.second_moment(), v), 0.0);
+    EXPECT_EQ(optimizer.shard_begin(), 0);
+  }
 }
 
 TEST(LrSchedule, WarmupThenCosineToTheFloor) {
