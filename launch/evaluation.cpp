@@ -27,8 +27,8 @@ double validation_loss(RatLM& model, const TokenDataset& data, const EvalShape& 
   // Each rank scored its block of every batch (rows by dp, positions by sp). Under
   // pipeline parallelism the forward pass ran through the stages and every stage
   // returned the last stage's numbers, so there is nothing to add over pp.
-  loss_sum = ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(loss_sum));
-  valid = ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(valid));
+  loss_sum = sum_over_token_blocks(loss_sum, ctx);
+  valid = sum_over_token_blocks(valid, ctx);
   return loss_sum / std::max(valid, 1.0);
 }
 

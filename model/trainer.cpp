@@ -62,7 +62,7 @@ ModeStepResult Trainer::optimizer_step(const Tensor& ids, const Tensor& labels,
                                                   static_cast<int>(rows / micro_rows),
                                                   to_optimizer)
                               .loss_sum;
-  result.loss = ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(loss_sum)) * grad_scale;
+  result.loss = sum_over_token_blocks(loss_sum, ctx) * grad_scale;
   result.grad_norm = optimizer_.step(lr);
   return result;
 }

@@ -15,4 +15,11 @@ namespace ratrain {
 // (an error names the config keys otherwise).
 Tensor local_tokens(const Tensor& tokens, const ParallelContext& ctx);
 
+// The sum over the ranks whose blocks make up the batch (dp and sp) of a per-block
+// value, such as a loss sum or a label count: the partner of local_tokens. Collective
+// over ctx.sp and ctx.dp; the same on every rank.
+inline double sum_over_token_blocks(double value, const ParallelContext& ctx) {
+  return ctx.dp.all_reduce_sum(ctx.sp.all_reduce_sum(value));
+}
+
 }  // namespace ratrain
