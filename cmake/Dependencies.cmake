@@ -38,6 +38,18 @@ if(NOT RATRAIN_CUDA STREQUAL "OFF")
   endif()
 endif()
 
+# --- NCCL (with CUDA): the collectives of device tensors across ranks ----------
+# Beside the CUDA toolkit (this machine's /usr/local/cuda) or in the system paths (the
+# libnccl-dev package). Without it a CUDA build trains on one GPU per job only.
+set(RATRAIN_HAVE_NCCL OFF)
+if(RATRAIN_HAVE_CUDA)
+  find_path(RATRAIN_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(RATRAIN_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(RATRAIN_NCCL_INCLUDE AND RATRAIN_NCCL_LIBRARY)
+    set(RATRAIN_HAVE_NCCL ON)
+  endif()
+endif()
+
 # --- CBLAS ------------------------------------------------------------------
 set(RATRAIN_HAVE_CBLAS OFF)
 find_path(RATRAIN_CBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas)

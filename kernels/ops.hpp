@@ -31,7 +31,6 @@ void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& demb);
 // hold rows [vocab_begin, vocab_begin + Vs) of the (V, C) table. ids (N) i32 must be >= 0
 // (checked like embedding_forward's); an id outside the shard is another shard's. V is
 // unknown here, so an id >= V is not caught: the token datasets check ids on load.
-// CPU only for now (the tp collectives take host tensors until NCCL groups exist).
 // out (N, C): row n = emb_shard[ids[n] - vocab_begin] where the shard holds ids[n], else 0.
 void embedding_shard_forward(const Tensor& ids, const Tensor& emb_shard,
                              std::int64_t vocab_begin, Tensor& out);
@@ -132,8 +131,8 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
 // key n only when is_visible(rule, i, key_positions[n]), so attention over a disjoint
 // split of the keys, merged with attention_merge, equals attention over their union.
 // out (B, Tq, H, dh), lse (B, H, Tq) of the queries over these keys only; a query that
-// sees none of them gets out = 0, lse = -inf. CPU only for now (a device tensor is an
-// error naming the op).
+// sees none of them gets out = 0, lse = -inf. On the GPU lse is f32 and the key positions
+// are copied to the host once per call for their checks (a sync).
 void attention_forward_keys(const Tensor& q, std::int64_t q_begin, const Tensor& k,
                             const Tensor& v, const Tensor& key_positions, const Sparsity& rule,
                             Tensor& out, Tensor& lse);
@@ -151,6 +150,26 @@ void attention_backward_keys(const Tensor& q, std::int64_t q_begin, const Tensor
 //   lse = log(e^lse + e^part_lse),  out = e^(lse_old - lse) out + e^(part_lse - lse) part_out.
 // out, part_out (B, T, H, dh); lse, part_lse (B, H, T). lse = -inf marks an empty part.
 void attention_merge(Tensor& out, Tensor& lse, const Tensor& part_out, const Tensor& part_lse);
+
+// ---- sequence row copies (sequence parallelism: parallel/sequence_rows.hpp) -------------
+// A sequence row t of a (B, T, H, dh) tensor is the (H, dh) block of position t in every
+// sample. For every sample b and every n < N:
+//   dst[b, dst_rows[n]] = src[b, src_rows[n]]    (Combine::assign)
+//   dst[b, dst_rows[n]] += src[b, src_rows[n]]   (Combine::add; fp32 arithmetic on the GPU,
+//                                                 the operands' type on the CPU)
+// src (B, Ts, H, dh) and dst (B, Td, H, dh): one dtype and device (host f32 / f64, device
+// bf16 / f32), disjoint storage. src_rows, dst_rows (N): i32 index tensors on that device
+// (i32 like every index of the op API: Tensor has no 64-bit integer type, and sequence
+// parallelism keeps positions within i32). Every src_rows[n] in [0, Ts), every
+// dst_rows[n] in [0, Td), dst_rows pairwise distinct (so that the rows are independent
+// and the GPU needs no atomics). On the CPU these are checked before any row is touched;
+// on the GPU they are NOT (a check would synchronise the stream on every call): an index
+// out of range there skips its row, so no memory outside the tensors is touched, and a
+// repeated dst row makes the result unspecified. Callers validate on the host, as
+// copy_rows does before uploading its row lists.
+enum class Combine { assign, add };
+void copy_sequence_rows(const Tensor& src, const Tensor& src_rows, Tensor& dst,
+                        const Tensor& dst_rows, Combine how);
 
 // ---- output gate: y = attn * sigmoid(o) -------------------------------------------
 void output_gate_forward(const Tensor& attn, const Tensor& o, Tensor& y);
@@ -183,7 +202,8 @@ std::int64_t count_valid_labels(const Tensor& labels);
 // of the tp group (parallel/vocab_parallel.cpp): emb_shard / demb_shard (Vs, C), Vs >= 1,
 // hold rows [vocab_begin, vocab_begin + Vs) of the (V, C) embedding; x (N, C); labels (N)
 // i32 are global ids (>= 0, checked) or -100. Both phases compute z = x emb_shard^T a block
-// of rows at a time (phase 2 recomputes it rather than keep (N, Vs)). CPU only for now.
+// of rows at a time (phase 2 recomputes it rather than keep (N, Vs)). stats and lse are
+// f64 on the device of x; on the GPU a bad label is reported by the merge (one sync).
 //
 // Phase 1: this shard's statistics of every row (ignored ones included), stats
 // (kShardStatRows, N) f64, overwritten:

@@ -58,13 +58,12 @@ void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& demb) {
                  [&](auto t) { cpu::embedding_backward<decltype(t)>(ids, dout, demb); });
 }
 
-// The shard ops have no CUDA kernel yet: dispatch_float names the op for a device tensor
-// (the tp collectives take host tensors until NCCL groups exist).
 void embedding_shard_forward(const Tensor& ids, const Tensor& emb_shard,
                              std::int64_t vocab_begin, Tensor& out) {
   constexpr const char* op = "embedding_shard_forward";
   check_embedding_forward(ids, emb_shard, out, op);
   check_vocab_begin(vocab_begin, op);
+  RT_DISPATCH_CUDA(emb_shard, embedding_shard_forward, ids, emb_shard, vocab_begin, out);
   dispatch_float(emb_shard, op, [&](auto t) {
     cpu::embedding_shard_forward<decltype(t)>(ids, emb_shard, vocab_begin, out);
   });
@@ -75,6 +74,7 @@ void embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_
   constexpr const char* op = "embedding_shard_backward";
   check_embedding_backward(ids, dout, demb_shard, op);
   check_vocab_begin(vocab_begin, op);
+  RT_DISPATCH_CUDA(demb_shard, embedding_shard_backward, ids, dout, vocab_begin, demb_shard);
   dispatch_float(demb_shard, op, [&](auto t) {
     cpu::embedding_shard_backward<decltype(t)>(ids, dout, vocab_begin, demb_shard);
   });

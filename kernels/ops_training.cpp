@@ -34,22 +34,18 @@ void check_tied_head(const Tensor& x, const Tensor& emb, const Tensor& labels, c
   }
 }
 
-// The vocab-shard phases run on the host only for now: their collectives
-// (parallel/group.hpp) take host tensors until NCCL groups exist.
-void check_shard(const Tensor& x, const Tensor& emb_shard, std::int64_t vocab_begin,
-                 const char* op) {
-  RT_REQUIRE(x.device() == Device::cpu, op,
-             ": the vocab-parallel cross-entropy has no CUDA kernel yet (x is on ",
-             device_name(x.device()), ")");
+// What the vocab-shard phases check beyond check_tied_head.
+void check_shard(const Tensor& emb_shard, std::int64_t vocab_begin, const char* op) {
   RT_REQUIRE(emb_shard.dim(0) >= 1, op, ": the vocabulary shard emb_shard has no rows");
   RT_REQUIRE(vocab_begin >= 0, op, ": vocab_begin must be >= 0, got ", vocab_begin);
 }
 
-// The shard statistics and lse are f64 host tensors (the collectives reduce them there).
-void require_host_f64(const Tensor& t, const char* name, const char* op) {
-  RT_REQUIRE(t.dtype() == DType::f64 && t.device() == Device::cpu, op, ": ", name,
-             " must be f64 on the cpu, got ", dtype_name(t.dtype()), " on ",
-             device_name(t.device()));
+// The shard statistics and lse are f64 on both backends (the fold runs in double), on the
+// device of the other operands (`like`).
+void require_f64_beside(const Tensor& t, const Tensor& like, const char* name, const char* op) {
+  RT_REQUIRE(t.dtype() == DType::f64 && t.device() == like.device(), op, ": ", name,
+             " must be f64 on the ", device_name(like.device()), ", got ", dtype_name(t.dtype()),
+             " on ", device_name(t.device()));
 }
 }  // namespace
 
@@ -68,9 +64,10 @@ void cross_entropy_shard_stats(const Tensor& x, const Tensor& emb_shard,
                                std::int64_t vocab_begin, const Tensor& labels, Tensor& stats) {
   constexpr const char* op = "cross_entropy_shard_stats";
   check_tied_head(x, emb_shard, labels, nullptr, nullptr, op);
-  check_shard(x, emb_shard, vocab_begin, op);
+  check_shard(emb_shard, vocab_begin, op);
   require_shape(stats, {kShardStatRows, x.dim(0)}, "cross_entropy_shard_stats: stats");
-  require_host_f64(stats, "stats", op);
+  require_f64_beside(stats, x, "stats", op);
+  RT_DISPATCH_CUDA(x, cross_entropy_shard_stats, x, emb_shard, vocab_begin, labels, stats);
   dispatch_float(x, op, [&](auto t) {
     cpu::cross_entropy_shard_stats<decltype(t)>(x, emb_shard, vocab_begin, labels, stats);
   });
@@ -86,8 +83,11 @@ CrossEntropyResult merge_cross_entropy_shard_stats(const Tensor& all_stats,
   const std::int64_t n = all_stats.dim(1);
   detail::require_index_tensor(labels, n, all_stats, "merge_cross_entropy_shard_stats: labels");
   require_shape(lse, {n}, "merge_cross_entropy_shard_stats: lse");
-  require_host_f64(all_stats, "all_stats", op);
-  require_host_f64(lse, "lse", op);
+  require_f64_beside(all_stats, labels, "all_stats", op);
+  require_f64_beside(lse, labels, "lse", op);
+  RT_DISPATCH_CUDA(all_stats, merge_cross_entropy_shard_stats, all_stats, labels, lse);
+  RT_REQUIRE(all_stats.device() == Device::cpu, op,
+             ": got a cuda tensor but ratrain was built without the CUDA backend");
   return cpu::merge_cross_entropy_shard_stats(all_stats, labels, lse);
 }
 
@@ -97,9 +97,11 @@ void cross_entropy_shard_backward(const Tensor& x, const Tensor& emb_shard,
                                   Tensor* demb_shard) {
   constexpr const char* op = "cross_entropy_shard_backward";
   check_tied_head(x, emb_shard, labels, dx, demb_shard, op);
-  check_shard(x, emb_shard, vocab_begin, op);
+  check_shard(emb_shard, vocab_begin, op);
   require_shape(lse, {x.dim(0)}, "cross_entropy_shard_backward: lse");
-  require_host_f64(lse, "lse", op);
+  require_f64_beside(lse, x, "lse", op);
+  RT_DISPATCH_CUDA(x, cross_entropy_shard_backward, x, emb_shard, vocab_begin, labels, lse,
+                   grad_scale, dx, demb_shard);
   dispatch_float(x, op, [&](auto t) {
     cpu::cross_entropy_shard_backward<decltype(t)>(x, emb_shard, vocab_begin, labels, lse,
                                                    grad_scale, dx, demb_shard);

@@ -10,6 +10,11 @@
 // model dtype through the same cuBLASLt path the model uses (on the CPU: the same GEMM
 // at 2048^3 through the CPU backend).
 // Output: a table on stderr and one JSON record per run on stdout (benchmarks/README.md).
+//
+// Under mpirun it times the configured parallel layout (parallel.tp, .sp, .pp, .dp) on
+// one GPU per rank: the batch is the global one, as in `train`; every rank measures
+// its own GEMM rate and world rank 0 reports per-GPU MFU (model FLOPs / ranks / time /
+// its GEMM rate) and the largest peak memory of any rank.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +25,7 @@
 #include "launch/run_setup.hpp"
 #include "model/flops.hpp"
 #include "model/trainer.hpp"
+#include "parallel/mpi_group.hpp"
 #include "parallel/parallel_context.hpp"
 #include "runtime/allocator.hpp"
 #include "runtime/device_memory.hpp"
@@ -106,8 +112,9 @@ int bench_command(const std::vector<std::string>& args) {
   const auto warmup = static_cast<int>(cl.real_flag_or("warmup", 3));
   RT_REQUIRE(steps >= 1 && warmup >= 0, "--steps must be >= 1 and --warmup >= 0");
 
-  const ParallelContext ctx = ParallelContext::single_process();
-  std::unique_ptr<RatLM> model = build_model(config);
+  const Group world = group_from_mpi(MPI_COMM_WORLD);
+  const ParallelContext ctx = ParallelContext::create(world, config.parallel, config.train.device);
+  std::unique_ptr<RatLM> model = build_model(config, ctx);
   AdamW optimizer(model->params(), config.optim, ctx);
   Trainer trainer(*model, optimizer, config.lr, config.train.schedule, config.train.micro_batch);
   const SyntheticBatch batch =
@@ -119,7 +126,8 @@ int bench_command(const std::vector<std::string>& args) {
   for (AttentionMode mode : schedule_modes(config.train.schedule))
     flops_per_token += training_flops_per_token(config.model, config.train.seq_len, mode);
   const std::int64_t tokens = config.train.batch_size * config.train.seq_len;
-  log_info("bench: ", config.model.num_parameters(), " parameters, schedule ",
+  log_info("bench: ", config.model.num_parameters(), " parameters, layout ",
+           to_string(config.parallel), ", schedule ",
            schedule_name(config.train.schedule), ", ", config.train.batch_size, " x ",
            config.train.seq_len, " tokens per iteration (micro-batch ", config.train.micro_batch,
            ", recompute ", config.train.recompute ? "on" : "off", "), ", device_name(device), " ",
@@ -138,18 +146,29 @@ int bench_command(const std::vector<std::string>& args) {
   }
   const double step_s = median(times);
   const double flops = flops_per_token * static_cast<double>(tokens);
-  const double mfu = flops / step_s / peak;
-  const std::int64_t peak_bytes = memory_stats(device).peak_bytes;
+  const int gpus = ctx.world_size;
+  const double mfu = flops / gpus / step_s / peak;
+  // The largest rank's, in bytes (exact in a double below 2^53).
+  Tensor peak_memory = Tensor::empty({gpus}, DType::f64);
+  peak_memory.zero();
+  peak_memory.data<double>()[ctx.world_rank] = static_cast<double>(memory_stats(device).peak_bytes);
+  world.all_reduce_sum(peak_memory);
+  std::int64_t peak_bytes = 0;
+  for (int r = 0; r < gpus; ++r)
+    peak_bytes = std::max(peak_bytes, static_cast<std::int64_t>(peak_memory.item(r)));
+  if (ctx.world_rank != 0) return 0;
   log_info("bench: median ", step_s * 1e3, " ms per iteration, ", static_cast<double>(tokens) / step_s,
            " tokens/s, ", flops / step_s / 1e12, " model TFLOP/s; measured GEMM ", peak / 1e12,
            " TFLOP/s; MFU ", mfu * 100, " %; peak memory ", static_cast<double>(peak_bytes) / (1 << 30),
-           " GiB");
+           " GiB (largest rank)");
 
   JsonLine record;
   record.add("part", "d")
       .add("case", "step " + schedule_name(config.train.schedule) + " T=" +
                        std::to_string(config.train.seq_len) + " B=" + std::to_string(config.train.batch_size))
       .add("side", "ours")
+      .add("layout", to_string(config.parallel))
+      .add("gpus", static_cast<std::int64_t>(gpus))
       .add("impl", "ratrain")
       .add("ms", step_s * 1e3)
       .add("tokens_per_s", static_cast<double>(tokens) / step_s)

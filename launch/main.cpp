@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   std::optional<ratrain::MpiRuntime> mpi;
   try {
-    if (command == "train") mpi.emplace(&argc, &argv);
+    // The commands that may run as one rank of a parallel job.
+    if (command == "train" || command == "bench") mpi.emplace(&argc, &argv);
     return dispatch(command, std::vector<std::string>(argv + 2, argv + argc));
   } catch (const ratrain::Error& e) {
     std::fprintf(stderr, "ratrain: %s\n", e.what());  // e.what() starts with its kind

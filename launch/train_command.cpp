@@ -5,7 +5,10 @@
 // Resumes from a checkpoint (checkpoint.resume, io/checkpoint_resume.hpp) and saves them
 // every checkpoint.every iterations and at the end (io/checkpoint_saver.hpp); a launch
 // may end early at train.stop_at, and a resumed one continues exactly where it stopped.
+// SIGUSR1 or SIGTERM (launch/stop_signals.hpp) stops it at the next step boundary with a
+// checkpoint and exit status kExitRequeue, for the Slurm template to requeue.
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -20,6 +23,7 @@
 #include "launch/commands.hpp"
 #include "launch/evaluation.hpp"
 #include "launch/run_setup.hpp"
+#include "launch/stop_signals.hpp"
 #include "model/flops.hpp"
 #include "parallel/mpi_group.hpp"
 #include "parallel/parallel_context.hpp"
@@ -103,7 +107,7 @@ int train_command(const std::vector<std::string>& args) {
   const RunData data = open_run_data(config, /*need_train=*/true);
   // Every rank reads the data and the whole batch, and works on its block of it.
   const Group world = group_from_mpi(MPI_COMM_WORLD);
-  const ParallelContext ctx = ParallelContext::create(world, config.parallel);
+  const ParallelContext ctx = ParallelContext::create(world, config.parallel, config.train.device);
   if (ctx.world_size > 1)
     log_info("parallel layout ", to_string(config.parallel), " over ", ctx.world_size, " ranks");
 
@@ -152,6 +156,7 @@ int train_command(const std::vector<std::string>& args) {
   // A pass before the first step anchors the validation curve at the initial loss.
   if (validation.enabled() && config.eval.every > 0 && !resumed)
     validation.run(*model, 0, metrics_out);
+  const StopSignals stop_signals;
   const auto start = std::chrono::steady_clock::now();
   for (std::int64_t it = first; it < last; ++it) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -194,11 +199,26 @@ int train_command(const std::vector<std::string>& args) {
     if (validation.enabled() && config.eval.every > 0 && (it + 1) % config.eval.every == 0 &&
         it + 1 != last)
       validation.run(*model, it + 1, metrics_out);
-    if (checkpoints.due(it + 1, last))
+    const bool saved = checkpoints.due(it + 1, last);
+    if (saved)
       checkpoints.save({.iteration = it + 1, .data_cursor = data_cursor}, model->params(),
                        optimizer);
     else
       checkpoints.poll();
+    if (const int signal = stop_signals.agreed(world); signal != 0 && it + 1 < last) {
+      log_info("received ", signal == SIGTERM ? "SIGTERM" : "SIGUSR1", ": stopping after "
+               "iteration ", it + 1, " with a checkpoint; exit status ", kExitRequeue,
+               " asks for a requeue");
+      if (!saved)
+        checkpoints.save({.iteration = it + 1, .data_cursor = data_cursor}, model->params(),
+                         optimizer);
+      checkpoints.finish();
+      // Every rank leaves only after world rank 0 has committed: under srun
+      // --kill-on-bad-exit the first task to exit ends the others, and an MPI whose
+      // finalize does not wait could otherwise cut the commit short.
+      world.barrier();
+      return kExitRequeue;
+    }
   }
   if (validation.enabled()) validation.run(*model, last, metrics_out);
   checkpoints.finish();

@@ -3,8 +3,10 @@
 //
 // Collectives come in forward/backward pairs (STYLE.md item 6) and return at once for
 // a group of one, so the model is written once for every layout. A group of several
-// ranks runs on MPI (parallel/mpi_group.hpp) and takes host f32 or f64 tensors; device
-// tensors will need NCCL groups, which come later.
+// ranks runs host tensors (f32, f64) through MPI (parallel/mpi_group.hpp) and, once
+// enable_device_tensors() has made its NCCL communicator, device tensors (f32, f64,
+// bf16, i32) through NCCL (parallel/nccl_comm.hpp), which says how the device
+// operations order with the compute stream.
 //
 // Invariants:
 // - A group of one holds no communicator and never calls MPI: single-process code needs
@@ -26,12 +28,17 @@ namespace ratrain {
 namespace detail {
 class MpiComm;     // an owned MPI communicator, defined in mpi_group.cpp
 class MpiRequest;  // an MPI request and the tensors it works on, defined in mpi_group.cpp
+class NcclComm;    // an owned NCCL communicator (nccl_comm.hpp)
+class NcclRequest; // a started NCCL operation and its tensors (nccl_comm.hpp)
 }  // namespace detail
 
 // A collective started by one of Group's `_async` calls. Until wait() (or a test() that
 // returns true) the operation may still read its inputs and write its outputs: the
 // caller touches neither meanwhile. The request holds a reference to their storage, so
 // it stays allocated as long as the operation may use it, whoever else lets go.
+//
+// For device tensors (NCCL), wait() and test() order the compute stream after the
+// operation rather than block the host (nccl_comm.hpp).
 //
 // Destruction of a request still in flight:
 // - in normal control flow it waits, like the future of std::async: every rank started
@@ -50,7 +57,7 @@ class CollectiveRequest {
   CollectiveRequest& operator=(CollectiveRequest&& other) noexcept;
   ~CollectiveRequest();
 
-  bool complete() const { return mpi_ == nullptr; }
+  bool complete() const { return mpi_ == nullptr && nccl_ == nullptr; }
   // Gives MPI a chance to advance the operation (without a progress thread, Open MPI's
   // non-blocking collectives move only inside MPI calls) and says whether it completed.
   bool test();
@@ -60,8 +67,11 @@ class CollectiveRequest {
  private:
   friend class Group;
   explicit CollectiveRequest(std::unique_ptr<detail::MpiRequest> started);
+  explicit CollectiveRequest(std::unique_ptr<detail::NcclRequest> started);
 
-  std::unique_ptr<detail::MpiRequest> mpi_;  // null exactly when complete
+  // At most one is set; both null exactly when complete.
+  std::unique_ptr<detail::MpiRequest> mpi_;
+  std::unique_ptr<detail::NcclRequest> nccl_;
 };
 
 class Group {
@@ -74,11 +84,20 @@ class Group {
   int size() const { return size_; }
   int rank() const { return rank_; }
 
+  // Makes this group take device tensors too: an NCCL communicator over its ranks, the
+  // id broadcast over MPI. Collective over the group; each rank must have bound its GPU
+  // (bind_local_device). Groups split from this one take them as well. A group of one
+  // needs nothing.
+  void enable_device_tensors();
+  bool takes_device_tensors() const { return size_ == 1 || nccl_ != nullptr; }
+
   // ---- new groups; collective over this group ---------------------------------------
-  // The ranks passing the same color (>= 0) form one group, ordered by key.
-  Group split(int color, int key) const { return size_ > 1 ? split_mpi(color, key) : *this; }
-  // The ranks of this group that share this node's memory, in this group's order.
-  Group split_by_node() const { return size_ > 1 ? split_by_node_mpi() : *this; }
+  // The ranks passing the same color (>= 0) form one group, ordered by key. It takes
+  // device tensors when this group does.
+  Group split(int color, int key) const { return size_ > 1 ? split_multi(color, key) : *this; }
+  // The ranks of this group that share this node's memory, in this group's order (host
+  // tensors only).
+  Group split_by_node() const { return size_ > 1 ? split_by_node_multi() : *this; }
 
   // ---- all-reduce; its backward partner is the identity -----------------------------
   // A row-parallel layer sums its partial outputs here in forward and passes the
@@ -88,10 +107,10 @@ class Group {
   //
   // Sum over the group, in place.
   void all_reduce_sum(Tensor& t) const {
-    if (size_ > 1) all_reduce_sum_mpi(t);
+    if (size_ > 1) all_reduce_sum_multi(t);
   }
   double all_reduce_sum(double value) const {
-    return size_ > 1 ? all_reduce_sum_mpi(value) : value;
+    return size_ > 1 ? all_reduce_sum_multi(value) : value;
   }
 
   // ---- all-gather <-> reduce-scatter ------------------------------------------------
@@ -99,13 +118,13 @@ class Group {
   // [r * n, (r + 1) * n). Out of place; a group of one returns `local` itself (the
   // same storage, no copy). Any n, including one not a multiple of the group size.
   Tensor all_gather(const Tensor& local) const {
-    return size_ > 1 ? all_gather_mpi(local) : local;
+    return size_ > 1 ? all_gather_multi(local) : local;
   }
   // The backward of all_gather: full (size * n, ...) on every rank -> (n, ...), the sum
   // over ranks of their rows [rank * n, (rank + 1) * n). Rows must be a multiple of the
   // group size. Out of place; a group of one returns `full` itself.
   Tensor reduce_scatter_sum(const Tensor& full) const {
-    return size_ > 1 ? reduce_scatter_sum_mpi(full) : full;
+    return size_ > 1 ? reduce_scatter_sum_multi(full) : full;
   }
 
   // ---- the same pair, non-blocking (CollectiveRequest says when the tensors are free) -
@@ -116,7 +135,7 @@ class Group {
   // returns. `shard` must not overlap `full`, except for a group of one, where it gets
   // `full` at once (no copy when it is the same elements) and the request is complete.
   CollectiveRequest reduce_scatter_sum_async(const Tensor& full, Tensor& shard) const {
-    if (size_ > 1) return reduce_scatter_sum_async_mpi(full, shard);
+    if (size_ > 1) return reduce_scatter_sum_async_multi(full, shard);
     if (shard.raw() != full.raw()) shard.copy_from(full);
     return CollectiveRequest();
   }
@@ -124,13 +143,13 @@ class Group {
   // (rank + 1) * n); once complete, every rank's block in its rows on every rank. A
   // group of one has nothing to gather: complete at once.
   CollectiveRequest all_gather_in_place_async(Tensor& full) const {
-    return size_ > 1 ? all_gather_in_place_async_mpi(full) : CollectiveRequest();
+    return size_ > 1 ? all_gather_in_place_async_multi(full) : CollectiveRequest();
   }
 
   // ---- broadcast; its backward partner is a sum-reduce to the root ------------------
   // t on every rank = t on group rank `root`, in place.
   void broadcast(Tensor& t, int root) const {
-    if (size_ > 1) broadcast_mpi(t, root);
+    if (size_ > 1) broadcast_multi(t, root);
   }
 
   // ---- point to point between pipeline stages: send <-> recv -------------------------
@@ -139,7 +158,8 @@ class Group {
   // both send to each other first. Messages between two ranks arrive in send order.
   // `peer` is another rank of this group, so a group of one has none (an error).
   void send(const Tensor& t, int peer) const;
-  // Receives into `t`, which must have the sender's element count.
+  // Receives into `t`, which must have the sender's element count (checked for host
+  // tensors; NCCL cannot check, so a device mismatch corrupts or hangs).
   void recv(Tensor& t, int peer) const;
   // Sends `out` to `peer` and receives `in` from `peer` in one call, which completes
   // however large the messages are: two ranks that each send to the other first may
@@ -150,25 +170,29 @@ class Group {
 
   // Returns once every rank of the group has called it.
   void barrier() const {
-    if (size_ > 1) barrier_mpi();
+    if (size_ > 1) barrier_multi();
   }
 
  private:
   Group() = default;
 
-  // The multi-rank paths, on MPI (mpi_group.cpp).
-  Group split_mpi(int color, int key) const;
-  Group split_by_node_mpi() const;
-  void all_reduce_sum_mpi(Tensor& t) const;
-  double all_reduce_sum_mpi(double value) const;
-  Tensor all_gather_mpi(const Tensor& local) const;
-  Tensor reduce_scatter_sum_mpi(const Tensor& full) const;
-  CollectiveRequest reduce_scatter_sum_async_mpi(const Tensor& full, Tensor& shard) const;
-  CollectiveRequest all_gather_in_place_async_mpi(Tensor& full) const;
-  void broadcast_mpi(Tensor& t, int root) const;
-  void barrier_mpi() const;
+  // The multi-rank paths (mpi_group.cpp): host tensors on MPI, device tensors on NCCL.
+  Group split_multi(int color, int key) const;
+  Group split_by_node_multi() const;
+  void all_reduce_sum_multi(Tensor& t) const;
+  double all_reduce_sum_multi(double value) const;
+  Tensor all_gather_multi(const Tensor& local) const;
+  Tensor reduce_scatter_sum_multi(const Tensor& full) const;
+  CollectiveRequest reduce_scatter_sum_async_multi(const Tensor& full, Tensor& shard) const;
+  CollectiveRequest all_gather_in_place_async_multi(Tensor& full) const;
+  void broadcast_multi(Tensor& t, int root) const;
+  void barrier_multi() const;
+
+  // The NCCL communicator, or null when device tensors are not enabled.
+  const detail::NcclComm& nccl(const char* op) const;
 
   std::shared_ptr<const detail::MpiComm> comm_;  // null exactly when size_ == 1
+  std::shared_ptr<const detail::NcclComm> nccl_;  // set by enable_device_tensors
   int size_ = 1;
   int rank_ = 0;
 };

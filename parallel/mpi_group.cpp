@@ -1,8 +1,9 @@
-// Group's multi-rank paths on MPI, for host tensors (see group.hpp for the semantics).
+// Group's multi-rank paths (see group.hpp for the semantics): host tensors on MPI, here;
+// device tensors on NCCL (nccl_comm.cpp), after the same argument checks.
 //
 // Every MPI call goes through RT_CHECK_MPI. Arguments are checked before the first MPI
-// call, identically on every rank, so a bad call fails on all ranks alike instead of
-// leaving some of them waiting in a collective.
+// or NCCL call, identically on every rank, so a bad call fails on all ranks alike
+// instead of leaving some of them waiting in a collective.
 #include "parallel/mpi_group.hpp"
 
 #include <exception>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "parallel/mpi_check.hpp"
+#include "parallel/nccl_comm.hpp"
 #include "runtime/log.hpp"
 
 namespace ratrain {
@@ -92,11 +94,17 @@ class MpiRequest {
 CollectiveRequest::CollectiveRequest() = default;
 CollectiveRequest::CollectiveRequest(std::unique_ptr<detail::MpiRequest> started)
     : mpi_(std::move(started)) {}
+CollectiveRequest::CollectiveRequest(std::unique_ptr<detail::NcclRequest> started)
+    : nccl_(std::move(started)) {}
 CollectiveRequest::CollectiveRequest(CollectiveRequest&& other) noexcept = default;
 CollectiveRequest& CollectiveRequest::operator=(CollectiveRequest&& other) noexcept = default;
 CollectiveRequest::~CollectiveRequest() = default;
 
 bool CollectiveRequest::test() {
+  if (nccl_ != nullptr) {
+    if (nccl_->test()) nccl_.reset();
+    return nccl_ == nullptr;
+  }
   if (mpi_ == nullptr) return true;
   int done = 0;
   RT_CHECK_MPI(MPI_Test(mpi_->handle(), &done, MPI_STATUS_IGNORE));
@@ -105,6 +113,11 @@ bool CollectiveRequest::test() {
 }
 
 void CollectiveRequest::wait() {
+  if (nccl_ != nullptr) {
+    nccl_->wait();
+    nccl_.reset();
+    return;
+  }
   if (mpi_ == nullptr) return;
   RT_CHECK_MPI(MPI_Wait(mpi_->handle(), MPI_STATUS_IGNORE));
   mpi_.reset();
@@ -126,16 +139,31 @@ struct MpiBuffer {
 
 MpiBuffer host_buffer(const Tensor& t, const char* op) {
   RT_REQUIRE(t.defined(), "Group::", op, ": the tensor is undefined");
-  RT_REQUIRE(t.device() == Device::cpu, "Group::", op, ": a ", device_name(t.device()),
-             " tensor reached an MPI group, which takes host tensors only; device tensors "
-             "need NCCL groups, which come later");
+  RT_ASSERT(t.device() == Device::cpu);  // device tensors go to NCCL before this
   RT_REQUIRE(t.dtype() == DType::f32 || t.dtype() == DType::f64, "Group::", op,
-             ": MPI groups take f32 or f64 tensors for now (got ", dtype_name(t.dtype()), ")");
+             ": host tensors must be f32 or f64 (got ", dtype_name(t.dtype()), ")");
   RT_REQUIRE(t.numel() <= std::numeric_limits<int>::max(), "Group::", op, ": ", t.numel(),
              " elements exceed MPI's int count; split the tensor");
   return {.data = t.raw(),
           .count = static_cast<int>(t.numel()),
           .type = t.dtype() == DType::f32 ? MPI_FLOAT : MPI_DOUBLE};
+}
+
+// Whether `t` goes through NCCL: a device tensor; its dtype must be one NCCL carries.
+bool on_device(const Tensor& t, const char* op) {
+  RT_REQUIRE(t.defined(), "Group::", op, ": the tensor is undefined");
+  if (t.device() == Device::cpu) return false;
+  RT_REQUIRE(t.dtype() == DType::f32 || t.dtype() == DType::f64 || t.dtype() == DType::bf16 ||
+                 t.dtype() == DType::i32,
+             "Group::", op, ": device tensors must be f32, f64, bf16 or i32 (got ",
+             dtype_name(t.dtype()), ")");
+  return true;
+}
+
+// Both tensors of a two-tensor call live on one device.
+void require_same_device(const Tensor& a, const Tensor& b, const char* op) {
+  RT_REQUIRE(a.device() == b.device(), "Group::", op, ": one tensor is on the ",
+             device_name(a.device()), ", the other on the ", device_name(b.device()));
 }
 
 // Requires `full` to be (size * n, ...) and returns the shape of one rank's block, (n, ...).
@@ -194,66 +222,93 @@ Group::Group(std::shared_ptr<const detail::MpiComm> comm) : comm_(std::move(comm
   RT_ASSERT(size_ > 1);  // a group of one is Group::single()
 }
 
-Group Group::split_mpi(int color, int key) const {
+void Group::enable_device_tensors() {
+  if (size_ == 1 || nccl_ != nullptr) return;
+  nccl_ = detail::make_nccl_comm(comm_->get(), rank_, size_);
+}
+
+const detail::NcclComm& Group::nccl(const char* op) const {
+  RT_REQUIRE(nccl_ != nullptr, "Group::", op, ": a device tensor reached a group of ", size_,
+             " ranks made without NCCL (ParallelContext::create with Device::cuda makes them, "
+             "or Group::enable_device_tensors)");
+  return *nccl_;
+}
+
+Group Group::split_multi(int color, int key) const {
   RT_REQUIRE(color >= 0, "Group::split: color must be >= 0 (got ", color, ")");
   MPI_Comm part = MPI_COMM_NULL;
   RT_CHECK_MPI(MPI_Comm_split(comm_->get(), color, key, &part));
-  return adopt(part);
+  Group group = adopt(part);
+  if (nccl_ != nullptr) group.enable_device_tensors();
+  return group;
 }
 
-Group Group::split_by_node_mpi() const {
+Group Group::split_by_node_multi() const {
   MPI_Comm node = MPI_COMM_NULL;
   RT_CHECK_MPI(
       MPI_Comm_split_type(comm_->get(), MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
   return adopt(node);
 }
 
-void Group::all_reduce_sum_mpi(Tensor& t) const {
+void Group::all_reduce_sum_multi(Tensor& t) const {
+  if (on_device(t, "all_reduce_sum")) return detail::nccl_all_reduce_sum(nccl("all_reduce_sum"), t);
   const MpiBuffer buffer = host_buffer(t, "all_reduce_sum");
   RT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, buffer.data, buffer.count, buffer.type, MPI_SUM,
                              comm_->get()));
 }
 
-double Group::all_reduce_sum_mpi(double value) const {
+double Group::all_reduce_sum_multi(double value) const {
   RT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_SUM, comm_->get()));
   return value;
 }
 
-Tensor Group::all_gather_mpi(const Tensor& local) const {
+Tensor Group::all_gather_multi(const Tensor& local) const {
   RT_REQUIRE(local.rank() >= 1, "Group::all_gather: gathers along dimension 0, so it needs a "
              "tensor of rank >= 1 (got shape ", shape_str(local.shape()), ")");
-  const MpiBuffer in = host_buffer(local, "all_gather");
   Shape shape = local.shape();
   shape[0] *= size_;
-  Tensor gathered = Tensor::empty(shape, local.dtype());  // (size * n, ...)
+  Tensor gathered = Tensor::empty(shape, local.dtype(), local.device());  // (size * n, ...)
+  if (on_device(local, "all_gather")) {
+    detail::nccl_all_gather(nccl("all_gather"), local, gathered);
+    return gathered;
+  }
+  const MpiBuffer in = host_buffer(local, "all_gather");
   RT_CHECK_MPI(MPI_Allgather(in.data, in.count, in.type, gathered.raw(), in.count, in.type,
                              comm_->get()));
   return gathered;
 }
 
-Tensor Group::reduce_scatter_sum_mpi(const Tensor& full) const {
+Tensor Group::reduce_scatter_sum_multi(const Tensor& full) const {
   const Shape block = require_blocks(full, size_, "reduce_scatter_sum");
+  Tensor part = Tensor::empty(block, full.dtype(), full.device());  // (n, ...)
+  if (on_device(full, "reduce_scatter_sum")) {
+    detail::nccl_reduce_scatter_sum(nccl("reduce_scatter_sum"), full, part);
+    return part;
+  }
   const MpiBuffer in = host_buffer(full, "reduce_scatter_sum");
-  Tensor part = Tensor::empty(block, full.dtype());  // (n, ...)
   RT_CHECK_MPI(MPI_Reduce_scatter_block(in.data, part.raw(), in.count / size_, in.type, MPI_SUM,
                                         comm_->get()));
   return part;
 }
 
-CollectiveRequest Group::reduce_scatter_sum_async_mpi(const Tensor& full, Tensor& shard) const {
+CollectiveRequest Group::reduce_scatter_sum_async_multi(const Tensor& full, Tensor& shard) const {
   const char* const op = "reduce_scatter_sum_async";
-  const MpiBuffer in = host_buffer(full, op), out = host_buffer(shard, op);
   require_shape(shard, require_blocks(full, size_, op), "Group::reduce_scatter_sum_async: shard");
   require_same_type(full, {&shard}, "Group::reduce_scatter_sum_async");
+  if (on_device(full, op))
+    return CollectiveRequest(detail::nccl_reduce_scatter_sum_async(nccl(op), full, shard));
+  const MpiBuffer in = host_buffer(full, op), out = host_buffer(shard, op);
   auto started = std::make_unique<detail::MpiRequest>(std::vector<Tensor>{full, shard});
   RT_CHECK_MPI(MPI_Ireduce_scatter_block(in.data, out.data, out.count, in.type, MPI_SUM,
                                          comm_->get(), started->handle()));
   return CollectiveRequest(std::move(started));
 }
 
-CollectiveRequest Group::all_gather_in_place_async_mpi(Tensor& full) const {
+CollectiveRequest Group::all_gather_in_place_async_multi(Tensor& full) const {
   const char* const op = "all_gather_in_place_async";
   require_blocks(full, size_, op);
+  if (on_device(full, op))
+    return CollectiveRequest(detail::nccl_all_gather_in_place_async(nccl(op), full));
   const MpiBuffer buffer = host_buffer(full, op);
   auto started = std::make_unique<detail::MpiRequest>(std::vector<Tensor>{full});
   // MPI_IN_PLACE: this rank's block already sits at its place in the receive buffer.
@@ -263,15 +318,17 @@ CollectiveRequest Group::all_gather_in_place_async_mpi(Tensor& full) const {
   return CollectiveRequest(std::move(started));
 }
 
-void Group::broadcast_mpi(Tensor& t, int root) const {
+void Group::broadcast_multi(Tensor& t, int root) const {
   RT_REQUIRE(root >= 0 && root < size_, "Group::broadcast: root ", root,
              " is not a rank of this group of ", size_);
+  if (on_device(t, "broadcast")) return detail::nccl_broadcast(nccl("broadcast"), t, root);
   const MpiBuffer buffer = host_buffer(t, "broadcast");
   RT_CHECK_MPI(MPI_Bcast(buffer.data, buffer.count, buffer.type, root, comm_->get()));
 }
 
 void Group::send(const Tensor& t, int peer) const {
   require_peer(peer, rank_, size_, "send");
+  if (on_device(t, "send")) return detail::nccl_send_recv(nccl("send"), &t, nullptr, peer);
   const MpiBuffer buffer = host_buffer(t, "send");
   RT_CHECK_MPI(MPI_Send(buffer.data, buffer.count, buffer.type, peer, kPointToPointTag,
                         comm_->get()));
@@ -279,6 +336,7 @@ void Group::send(const Tensor& t, int peer) const {
 
 void Group::recv(Tensor& t, int peer) const {
   require_peer(peer, rank_, size_, "recv");
+  if (on_device(t, "recv")) return detail::nccl_send_recv(nccl("recv"), nullptr, &t, peer);
   const MpiBuffer buffer = host_buffer(t, "recv");
   MPI_Status status;
   RT_CHECK_MPI(MPI_Recv(buffer.data, buffer.count, buffer.type, peer, kPointToPointTag,
@@ -288,6 +346,9 @@ void Group::recv(Tensor& t, int peer) const {
 
 void Group::send_recv(const Tensor& out, Tensor& in, int peer) const {
   require_peer(peer, rank_, size_, "send_recv");
+  require_same_device(out, in, "send_recv");
+  if (on_device(out, "send_recv") && on_device(in, "send_recv"))
+    return detail::nccl_send_recv(nccl("send_recv"), &out, &in, peer);
   const MpiBuffer sent = host_buffer(out, "send_recv");
   const MpiBuffer received = host_buffer(in, "send_recv");
   MPI_Status status;
@@ -297,6 +358,6 @@ void Group::send_recv(const Tensor& out, Tensor& in, int peer) const {
   require_whole_message(status, received, in, peer, "send_recv");
 }
 
-void Group::barrier_mpi() const { RT_CHECK_MPI(MPI_Barrier(comm_->get())); }
+void Group::barrier_multi() const { RT_CHECK_MPI(MPI_Barrier(comm_->get())); }
 
 }  // namespace ratrain

@@ -1,6 +1,7 @@
 // ParallelContext::create: the pure layout of rank_layout.hpp turned into groups.
 #include "parallel/parallel_context.hpp"
 
+#include "runtime/device_memory.hpp"
 #include "runtime/log.hpp"
 
 namespace ratrain {
@@ -19,7 +20,8 @@ Group make_axis_group(const Group& world, const RankPlacement& placement, Axis a
 
 }  // namespace
 
-ParallelContext ParallelContext::create(const Group& world, const ParallelSizes& sizes) {
+ParallelContext ParallelContext::create(const Group& world, const ParallelSizes& sizes,
+                                        Device device) {
   const RankPlacement placement = place_rank(sizes, world.size(), world.rank());
   ParallelContext ctx;
   ctx.tp = make_axis_group(world, placement, Axis::tp);
@@ -32,6 +34,10 @@ ParallelContext ParallelContext::create(const Group& world, const ParallelSizes&
   ctx.world_size = world.size();
   ctx.local_rank = world.split_by_node().rank();
   set_log_rank(ctx.world_rank, ctx.world_size);
+  if (device == Device::cuda) {
+    bind_local_device(ctx.local_rank);
+    for (Group* group : {&ctx.tp, &ctx.sp, &ctx.pp, &ctx.dp}) group->enable_device_tensors();
+  }
   return ctx;
 }
 

@@ -28,8 +28,11 @@ struct ParallelContext {
   static ParallelContext single_process() { return {}; }
   // Lays `world` (every rank of the job, e.g. group_from_mpi(MPI_COMM_WORLD)) out by
   // `sizes`, whose product must be world.size(). Collective over `world`. Also sets the
-  // rank that log lines and error messages show (runtime/log.hpp).
-  static ParallelContext create(const Group& world, const ParallelSizes& sizes);
+  // rank that log lines and error messages show (runtime/log.hpp). For a run on
+  // Device::cuda it binds GPU `local_rank` and makes the four groups take device tensors
+  // (NCCL communicators, made here once).
+  static ParallelContext create(const Group& world, const ParallelSizes& sizes,
+                                Device device = Device::cpu);
 
   const Group& group(Axis axis) const { return field_of(*this, axis); }
 };

@@ -21,6 +21,10 @@
 // last rank works S times as long as the first. The zigzag split (rank r holding chunks
 // r and 2S - 1 - r of 2S) balances the causal work. On GPUs the next block's transfer
 // would overlap the current block's compute; here send/recv block.
+//
+// Device-agnostic: the blocks, partial results and positions are made on the operands'
+// device (partial lse in lse's dtype: f32 on the GPU), so the same code runs on host
+// f32 / f64 and device bf16 / f32 tensors.
 #include <utility>
 
 #include "kernels/ops.hpp"
@@ -60,9 +64,9 @@ Tensor first_block(std::int64_t parts, const Tensor& k, const Tensor& v) {
   return block;
 }
 
-// Positions (Tc) of `owner`'s chunk, i32.
-Tensor chunk_positions(int owner, std::int64_t chunk) {
-  return position_tensor(indices_of({owner * chunk, (owner + 1) * chunk}));
+// Positions (Tc) of `owner`'s chunk, i32 on `device`.
+Tensor chunk_positions(int owner, std::int64_t chunk, Device device) {
+  return position_tensor(indices_of({owner * chunk, (owner + 1) * chunk}), device);
 }
 
 }  // namespace
@@ -72,19 +76,20 @@ void ring_attention_forward(const Group& sp, const Tensor& q, const Tensor& k,
   require_chunk_operands(sp.size(), q, {{&k, "k"}, {&v, "v"}, {&out, "out"}},
                          "ring_attention_forward");
   const std::int64_t chunk = q.dim(1), q_begin = sp.rank() * chunk;
-  ops::attention_forward_keys(q, q_begin, k, v, chunk_positions(sp.rank(), chunk), rule, out,
-                              lse);
+  ops::attention_forward_keys(q, q_begin, k, v, chunk_positions(sp.rank(), chunk, q.device()),
+                              rule, out, lse);
   Tensor block = first_block(2, k, v);        // (2, B, Tc, H, dh): k, v of the block held
   Tensor incoming = zero_stack(2, k, chunk);  // (2, B, Tc, H, dh): the next block
-  Tensor part_out = Tensor::empty(out.shape(), out.dtype());  // (B, Tc, H, dh)
-  Tensor part_lse = Tensor::empty(lse.shape(), lse.dtype());  // (B, H, Tc)
+  Tensor part_out = Tensor::empty(out.shape(), out.dtype(), out.device());  // (B, Tc, H, dh)
+  Tensor part_lse = Tensor::empty(lse.shape(), lse.dtype(), lse.device());  // (B, H, Tc)
   for (int step = 1; step < sp.size(); ++step) {
     pass_along_ring(sp, block, incoming);
     std::swap(block, incoming);
     const int owner = block_owner(sp, step);
     if (owner > sp.rank()) continue;  // causal: every key follows every query here
     ops::attention_forward_keys(q, q_begin, stack_part(block, 0), stack_part(block, 1),
-                                chunk_positions(owner, chunk), rule, part_out, part_lse);
+                                chunk_positions(owner, chunk, q.device()), rule, part_out,
+                                part_lse);
     ops::attention_merge(out, lse, part_out, part_lse);
   }
 }
@@ -110,8 +115,8 @@ void ring_attention_backward(const Group& sp, const Tensor& q, const Tensor& k,
     if (owner > sp.rank()) continue;  // causal: no query here sees these keys
     Tensor block_dk = stack_part(block, 2), block_dv = stack_part(block, 3);
     ops::attention_backward_keys(q, q_begin, stack_part(block, 0), stack_part(block, 1),
-                                 chunk_positions(owner, chunk), out, lse, dout, rule, dq,
-                                 block_dk, block_dv);
+                                 chunk_positions(owner, chunk, q.device()), out, lse, dout,
+                                 rule, dq, block_dk, block_dv);
   }
   // The last hop: the accumulators alone, (2, B, Tc, H, dh) rows [2, 4) of the stacks.
   Tensor arriving = incoming.rows(2, 4);

@@ -2,7 +2,10 @@
 // the sp group holds a contiguous chunk of every sample, rank r of S the positions
 // [r Tc, (r + 1) Tc), and computes its rows of ops::attention_forward / _backward over
 // the whole sequence. q, k, v, out, dout, dq, dk, dv: (B, Tc, H, dh), q and k already
-// RoPE'd with global positions; lse (B, H, Tc). Host f32 or f64 tensors (MPI groups).
+// RoPE'd with global positions; lse (B, H, Tc). Host f32 / f64 or device bf16 / f32
+// tensors, one dtype on one device; lse in the attention ops' statistics type (the
+// operands' dtype on the CPU, f32 on the GPU). Every buffer made here lives on the
+// operands' device; several ranks need Group's collectives and send/recv for that device.
 //
 // Invariants:
 // - Collective over sp: every rank calls with the same rule, B, Tc, H, dh and dtype.

@@ -6,6 +6,12 @@
 // mirror of each exchange:
 //   prefix and halo  point to point, owner -> requester   <->  requester -> owner, added
 //   chunk ends       all_gather of every rank's own ends  <->  reduce_scatter_sum, added
+//
+// Device-agnostic: every buffer (key set, messages, gradients, positions) is made on the
+// operands' device and rows move with ops::copy_sequence_rows (through copy_rows), so
+// the same code runs on host f32 / f64 and device bf16 / f32 tensors. Row copies are
+// batched (one copy_rows per message or per owner of chunk ends), since on a GPU each is
+// a kernel launch and a small upload of its row lists.
 #include <vector>
 
 #include "kernels/ops.hpp"
@@ -100,6 +106,28 @@ void point_to_point(const Exchange& ex, Flow flow, const TensorPair& source, Row
   }
 }
 
+// ---- the chunk ends of the gap, in the all-gathered stacks ------------------------------
+
+// The chunk ends of this rank's gap that one owner holds: their slots in the owner's part
+// of the all-gathered stacks (ChunkEndSlot::index) and their rows in the assembled key set.
+struct OwnerChunkEnds {
+  int owner;
+  std::vector<std::int64_t> slots, set_rows;
+};
+
+// The gap's chunk ends grouped by owner, so that each owner's rows move in one copy_rows.
+// The ends increase, so their owners (j / Tc) do not decrease and each owner is one run.
+std::vector<OwnerChunkEnds> gap_chunk_ends_by_owner(const Exchange& ex) {
+  std::vector<OwnerChunkEnds> groups;
+  for (const std::int64_t j : ex.gap_chunk_ends()) {
+    const ChunkEndSlot slot = chunk_end_slot(j, ex.rule.dilation, ex.chunk);
+    if (groups.empty() || groups.back().owner != slot.owner) groups.push_back({slot.owner, {}, {}});
+    groups.back().slots.push_back(slot.index);
+    groups.back().set_rows.push_back(ex.plan.index_of(j));
+  }
+  return groups;
+}
+
 // ---- forward: assemble the key set ------------------------------------------------------
 
 // The chunk ends of the gap, from one all-gather of every rank's own chunk ends, into
@@ -112,11 +140,8 @@ void fetch_chunk_ends(const Exchange& ex, const TensorPair& kv, const TensorPair
   copy_rows(kv, ex.chunk_rows(own_ends), stack_pair(mine, 0),
             indices_of({0, std::int64_t(own_ends.size())}), Combine::assign);
   const Tensor all = ex.sp.all_gather(mine);  // (S * 2, B, capacity, H, dh)
-  for (const std::int64_t j : ex.gap_chunk_ends()) {
-    const ChunkEndSlot slot = chunk_end_slot(j, ex.rule.dilation, ex.chunk);
-    copy_rows(stack_pair(all, 2 * slot.owner), {slot.index}, set, {ex.plan.index_of(j)},
-              Combine::assign);
-  }
+  for (const OwnerChunkEnds& ends : gap_chunk_ends_by_owner(ex))
+    copy_rows(stack_pair(all, 2 * ends.owner), ends.slots, set, ends.set_rows, Combine::assign);
 }
 
 // k, v (B, n, H, dh) of the assembled keys and their positions (n).
@@ -128,8 +153,9 @@ struct KeySet {
 KeySet assemble_keys(const Exchange& ex, const Tensor& k, const Tensor& v) {
   const std::int64_t keys = std::int64_t(ex.plan.positions.size());
   const Shape shape{k.dim(0), keys, k.dim(2), k.dim(3)};
-  KeySet set{{Tensor::empty(shape, k.dtype()), Tensor::empty(shape, k.dtype())},
-             position_tensor(ex.plan.positions)};
+  KeySet set{{Tensor::empty(shape, k.dtype(), k.device()),
+              Tensor::empty(shape, k.dtype(), k.device())},
+             position_tensor(ex.plan.positions, k.device())};
   const TensorPair kv{k, v};
   const auto own = ex.own_positions();
   copy_rows(kv, ex.chunk_rows(own), set.kv, ex.set_rows(own), Combine::assign);
@@ -148,11 +174,9 @@ void return_chunk_ends(const Exchange& ex, const TensorPair& set_grads, const Te
   const std::int64_t capacity = chunk_end_capacity(ex.rule.dilation, ex.chunk);
   if (capacity == 0) return;
   const Tensor all = zero_stack(2 * ex.sp.size(), grads.first, capacity);  // (S * 2, B, cap, H, dh)
-  for (const std::int64_t j : ex.gap_chunk_ends()) {
-    const ChunkEndSlot slot = chunk_end_slot(j, ex.rule.dilation, ex.chunk);
-    copy_rows(set_grads, {ex.plan.index_of(j)}, stack_pair(all, 2 * slot.owner), {slot.index},
+  for (const OwnerChunkEnds& ends : gap_chunk_ends_by_owner(ex))
+    copy_rows(set_grads, ends.set_rows, stack_pair(all, 2 * ends.owner), ends.slots,
               Combine::assign);
-  }
   const Tensor mine = ex.sp.reduce_scatter_sum(all);  // (2, B, capacity, H, dh): dk, dv
   const auto own_ends = ex.own_chunk_ends();
   copy_rows(stack_pair(mine, 0), indices_of({0, std::int64_t(own_ends.size())}), grads,
@@ -182,8 +206,9 @@ void dilated_sp_attention_backward(const Group& sp, const Tensor& q, const Tenso
                          "dilated_sp_attention_backward");
   const Exchange ex = exchange_of(sp, rule, q);
   const KeySet set = assemble_keys(ex, k, v);
-  TensorPair set_grads{Tensor::zeros(set.kv.first.shape(), k.dtype()),
-                       Tensor::zeros(set.kv.first.shape(), k.dtype())};  // (B, n, H, dh)
+  const Shape& set_shape = set.kv.first.shape();  // (B, n, H, dh)
+  TensorPair set_grads{Tensor::zeros(set_shape, k.dtype(), k.device()),
+                       Tensor::zeros(set_shape, k.dtype(), k.device())};
   dq.zero();
   ops::attention_backward_keys(q, ex.plan.own.begin, set.kv.first, set.kv.second, set.positions,
                                out, lse, dout, rule, dq, set_grads.first, set_grads.second);

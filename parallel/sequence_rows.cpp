@@ -1,6 +1,7 @@
 // The checks, row copies and stacks of sequence_rows.hpp.
 #include "parallel/sequence_rows.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -8,27 +9,17 @@
 namespace ratrain {
 namespace {
 
-// dst[b, dst_row] (=|+=) src[b, src_row] for every sample b.
-template <typename T>
-void copy_row(const Tensor& src, std::int64_t src_row, const Tensor& dst, std::int64_t dst_row,
-              Combine how) {
-  RT_ASSERT(0 <= src_row && src_row < src.dim(1) && 0 <= dst_row && dst_row < dst.dim(1));
-  const std::int64_t row_size = src.dim(2) * src.dim(3);  // H * dh
-  for (std::int64_t b = 0; b < src.dim(0); ++b) {
-    const T* from = src.data<T>() + (b * src.dim(1) + src_row) * row_size;
-    T* to = dst.data<T>() + (b * dst.dim(1) + dst_row) * row_size;
-    for (std::int64_t e = 0; e < row_size; ++e)
-      to[e] = how == Combine::add ? to[e] + from[e] : from[e];
-  }
+// Whether the storage types of the two backends hold `t`: host f32 / f64 (the CPU
+// reference), device bf16 / f32 (the CUDA kernels).
+bool supported_operand(const Tensor& t) {
+  if (t.device() == Device::cpu) return t.dtype() == DType::f32 || t.dtype() == DType::f64;
+  return t.dtype() == DType::bf16 || t.dtype() == DType::f32;
 }
 
-template <typename T>
-void copy_rows_of(const Tensor& src, const std::vector<std::int64_t>& src_rows, const Tensor& dst,
-                  const std::vector<std::int64_t>& dst_rows, Combine how) {
-  RT_ASSERT(src.rank() == 4 && dst.rank() == 4 && src.dim(0) == dst.dim(0) &&
-            src.dim(2) == dst.dim(2) && src.dim(3) == dst.dim(3) && src.dtype() == dst.dtype());
-  for (std::size_t n = 0; n < src_rows.size(); ++n)
-    copy_row<T>(src, src_rows[n], dst, dst_rows[n], how);
+// The rows of a pair: both tensors (B, rows, H, dh) of one shape.
+std::int64_t pair_rows(const TensorPair& pair) {
+  RT_ASSERT(pair.first.rank() == 4 && pair.second.shape() == pair.first.shape());
+  return pair.first.dim(1);
 }
 
 }  // namespace
@@ -36,8 +27,8 @@ void copy_rows_of(const Tensor& src, const std::vector<std::int64_t>& src_rows, 
 void require_chunk_operands(int ranks, const Tensor& q, std::initializer_list<NamedTensor> like_q,
                             const char* op) {
   RT_REQUIRE(q.rank() == 4, op, ": q must be (B, Tc, H, dh), got ", shape_str(q.shape()));
-  RT_REQUIRE(q.device() == Device::cpu && (q.dtype() == DType::f32 || q.dtype() == DType::f64),
-             op, ": takes host f32 or f64 tensors (MPI groups, CPU attention ops), got ",
+  RT_REQUIRE(supported_operand(q), op,
+             ": takes host f32 or f64 tensors or device bf16 or f32 tensors, got ",
              dtype_name(q.dtype()), " on ", device_name(q.device()));
   for (const NamedTensor& t : like_q) {
     require_shape(*t.tensor, q.shape(), (std::string(op) + ": " + t.name).c_str());
@@ -50,14 +41,28 @@ void require_chunk_operands(int ranks, const Tensor& q, std::initializer_list<Na
 void copy_rows(const TensorPair& src, const std::vector<std::int64_t>& src_rows,
                const TensorPair& dst, const std::vector<std::int64_t>& dst_rows, Combine how) {
   RT_ASSERT(src_rows.size() == dst_rows.size());
-  const auto copy_one = [&](const Tensor& from, const Tensor& to) {
-    if (from.dtype() == DType::f64)
-      copy_rows_of<double>(from, src_rows, to, dst_rows, how);
-    else
-      copy_rows_of<float>(from, src_rows, to, dst_rows, how);
-  };
-  copy_one(src.first, dst.first);
-  copy_one(src.second, dst.second);
+  const std::int64_t count = std::int64_t(src_rows.size());
+  if (count == 0) return;
+  const std::int64_t src_len = pair_rows(src), dst_len = pair_rows(dst);
+  // (2, N) i32: src_rows in row 0, dst_rows in row 1. The plan's lists are in range and
+  // the destinations distinct by construction; checked here on the host, since the GPU
+  // kernel does not check them.
+  Tensor lists = Tensor::empty({2, count}, DType::i32);
+  std::int32_t* list = lists.data<std::int32_t>();
+  for (std::int64_t n = 0; n < count; ++n) {
+    RT_ASSERT(0 <= src_rows[n] && src_rows[n] < src_len && 0 <= dst_rows[n] &&
+              dst_rows[n] < dst_len);
+    list[n] = static_cast<std::int32_t>(src_rows[n]);
+    list[count + n] = static_cast<std::int32_t>(dst_rows[n]);
+  }
+  std::vector<std::int32_t> sorted(list + count, list + 2 * count);
+  std::sort(sorted.begin(), sorted.end());
+  RT_ASSERT(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
+  if (src.first.device() != Device::cpu) lists = lists.to(src.first.device());
+  const Tensor from = lists.rows(0, 1).view({count}), to = lists.rows(1, 2).view({count});
+  Tensor dst_first = dst.first, dst_second = dst.second;  // views: the pair's storage
+  ops::copy_sequence_rows(src.first, from, dst_first, to, how);
+  ops::copy_sequence_rows(src.second, from, dst_second, to, how);
 }
 
 std::vector<std::int64_t> indices_of(IndexRange range) {
@@ -67,7 +72,8 @@ std::vector<std::int64_t> indices_of(IndexRange range) {
 }
 
 Tensor zero_stack(std::int64_t parts, const Tensor& like, std::int64_t rows) {
-  return Tensor::zeros({parts, like.dim(0), rows, like.dim(2), like.dim(3)}, like.dtype());
+  return Tensor::zeros({parts, like.dim(0), rows, like.dim(2), like.dim(3)}, like.dtype(),
+                       like.device());
 }
 
 Tensor stack_part(const Tensor& stack, std::int64_t index) {
@@ -78,13 +84,13 @@ TensorPair stack_pair(const Tensor& stack, std::int64_t first_part) {
   return {stack_part(stack, first_part), stack_part(stack, first_part + 1)};
 }
 
-Tensor position_tensor(const std::vector<std::int64_t>& positions) {
+Tensor position_tensor(const std::vector<std::int64_t>& positions, Device device) {
   Tensor t = Tensor::empty({std::int64_t(positions.size())}, DType::i32);
   for (std::size_t n = 0; n < positions.size(); ++n) {
     RT_ASSERT(positions[n] <= std::numeric_limits<std::int32_t>::max());
     t.data<std::int32_t>()[n] = static_cast<std::int32_t>(positions[n]);
   }
-  return t;
+  return device == Device::cpu ? t : t.to(device);
 }
 
 }  // namespace ratrain

@@ -13,6 +13,8 @@
 //   the GPU), F = ops::kStateSummaryFields (3) forward, ops::kAdjointSummaryFields (5)
 //   backward: the bytes never depend on Tc or T.
 // - Collective over sp: every rank calls with the same B and C, in the same order.
+// - Device-agnostic: host f32 / f64, or device bf16 / f32 with an f32 gate (the ops'
+//   rules); the summaries and carried states are made on the gate's device and type.
 #pragma once
 
 #include "parallel/group.hpp"

@@ -71,10 +71,11 @@ ops::CrossEntropyResult vocab_parallel_cross_entropy(const Group& tp, const Tens
     return ops::tied_head_cross_entropy(x, emb_shard, labels, grad_scale, dx, demb_shard);
   }
   const std::int64_t n = x.dim(0);
-  Tensor stats = Tensor::empty({ops::kShardStatRows, n}, DType::f64);  // (3, N)
+  // On the device of x: statistics and lse never leave the GPU in a GPU run.
+  Tensor stats = Tensor::empty({ops::kShardStatRows, n}, DType::f64, x.device());  // (3, N)
   ops::cross_entropy_shard_stats(x, emb_shard, vocab_begin, labels, stats);
   const Tensor all_stats = tp.all_gather(stats);  // (S * 3, N), rank order
-  Tensor lse = Tensor::empty({n}, DType::f64);    // (N)
+  Tensor lse = Tensor::empty({n}, DType::f64, x.device());  // (N)
   const ops::CrossEntropyResult result =
       ops::merge_cross_entropy_shard_stats(all_stats, labels, lse);
   if (dx || demb_shard) {

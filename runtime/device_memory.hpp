@@ -22,6 +22,15 @@ namespace ratrain {
 
 // True when built with CUDA and at least one device is visible.
 bool cuda_available();
+// The number of GPUs this process sees (0 without CUDA or without a driver).
+int visible_gpus();
+
+// Makes GPU `local_rank` of this node the device of every later CUDA call of this
+// process: a job runs one process per GPU, numbered by its rank among the node's
+// processes (ParallelContext::local_rank). Call before the first device allocation.
+// Fails, naming both numbers, when the node has no such GPU (NCCL cannot give two
+// ranks one GPU).
+void bind_local_device(int local_rank);
 
 // Device storage of `bytes` (contents unspecified), returned to the cache when the last
 // owner releases it. Errors name the size, the bytes in use and cached, and the

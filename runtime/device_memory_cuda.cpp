@@ -90,9 +90,20 @@ cudaMemcpyKind copy_kind(Device dst, Device src) {
 
 }  // namespace
 
-bool cuda_available() {
+int visible_gpus() {
   int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
+}
+
+bool cuda_available() { return visible_gpus() > 0; }
+
+void bind_local_device(int local_rank) {
+  const int count = visible_gpus();
+  RT_REQUIRE(count > 0, "cannot bind a GPU: no CUDA device is visible (or no driver)");
+  RT_REQUIRE(local_rank >= 0 && local_rank < count, "this process is rank ", local_rank,
+             " of its node but the node has ", count, " visible GPU(s): launch at most one "
+             "process per GPU (CUDA_VISIBLE_DEVICES, --ntasks-per-node / --gpus-per-node)");
+  RT_CHECK_CUDA(cudaSetDevice(local_rank));
 }
 
 std::shared_ptr<std::byte> allocate_device_storage(std::size_t bytes) {

@@ -7,7 +7,13 @@
 
 namespace ratrain {
 
+int visible_gpus() { return 0; }
 bool cuda_available() { return false; }
+
+void bind_local_device(int) {
+  RT_FAIL("cannot bind a GPU: no CUDA device is visible: this build has no CUDA backend "
+          "(configure with the cuda preset)");
+}
 
 std::shared_ptr<std::byte> allocate_device_storage(std::size_t bytes) {
   RT_FAIL("cannot allocate ", bytes, " bytes of GPU memory: this build has no CUDA backend "

@@ -101,6 +101,11 @@ void attention_backward_keys(const Tensor& q, std::int64_t q_begin, const Tensor
 template <typename T>
 void attention_merge(Tensor& out, Tensor& lse, const Tensor& part_out, const Tensor& part_lse);
 
+// sequence_rows.cpp (src_rows, dst_rows: host i32; checked here: in range, dst distinct)
+template <typename T>
+void copy_sequence_rows(const Tensor& src, const Tensor& src_rows, Tensor& dst,
+                        const Tensor& dst_rows, ops::Combine how);
+
 // elementwise.cpp
 template <typename T> void output_gate_forward(const Tensor& attn, const Tensor& o, Tensor& y);
 template <typename T>

@@ -26,29 +26,6 @@ namespace {
 
 constexpr const char* kOp = "attention_backward";
 
-struct DeltaLaunch {
-  static constexpr int kThreads = 256;  // 8 rows per block, one warp each
-  static constexpr int kRowsPerBlock = kThreads / 32;
-};
-
-// delta[b, h, t] = sum_c dout[b, t, h, c] out[b, t, h, c], in fp32.
-template <typename T>
-__global__ void attention_delta_kernel(const T* out, const T* dout, float* delta,
-                                       AttentionShape shape) {
-  const std::int64_t row = std::int64_t{blockIdx.x} * DeltaLaunch::kRowsPerBlock + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= shape.rows()) return;  // warp-uniform
-  const std::int64_t at = row * shape.dh;
-  float sum = 0.0f;
-  for (int c = lane; c < shape.dh; c += 32) sum += to_float(out[at + c]) * to_float(dout[at + c]);
-  sum = warp_sum(sum);
-  if (lane == 0) {
-    const std::int64_t h = row % shape.heads, bt = row / shape.heads;
-    const std::int64_t b = bt / shape.seq, t = bt % shape.seq;
-    delta[(b * shape.heads + h) * shape.seq + t] = sum;
-  }
-}
-
 template <typename T>
 struct RoundAccumulator {
   const float* acc;
@@ -87,10 +64,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   const Tensor delta = Tensor::empty({q.dim(0), q.dim(2), q.dim(1)}, DType::f32, Device::cuda);  // (B, H, T)
   dispatch_storage(q, kOp, [&](auto tag) {
     using T = decltype(tag);
-    const auto delta_blocks = (shape.rows() + DeltaLaunch::kRowsPerBlock - 1) / DeltaLaunch::kRowsPerBlock;
-    attention_delta_kernel<T><<<static_cast<unsigned>(delta_blocks), DeltaLaunch::kThreads, 0, stream>>>(
-        cptr<T>(out), cptr<T>(dout), ptr<float>(delta), shape);
-    RT_CHECK_LAUNCH();
+    launch_attention_delta(cptr<T>(out), cptr<T>(dout), ptr<float>(delta), shape, stream);
 
     constexpr bool kF32 = std::is_same_v<T, float>;
     // (B, T, H, dh) fp32 dq accumulator: dq itself when f32.

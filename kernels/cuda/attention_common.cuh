@@ -135,4 +135,44 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// ---- per-row kernels of the backward passes: one warp per (b, t, h) row ------------------
+
+struct RowLaunch {
+  static constexpr int kThreads = 256;  // 8 rows per block, one warp each
+  static constexpr int kRowsPerBlock = kThreads / 32;
+  static unsigned blocks(std::int64_t rows) {
+    return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  }
+};
+
+// Offset of (b, h, t) in a (B, H, T) statistic for row (b, t, h) of a (B, T, H, dh) tensor.
+__device__ __forceinline__ std::int64_t stat_of_row(std::int64_t row, const AttentionShape& shape) {
+  const std::int64_t h = row % shape.heads, bt = row / shape.heads;
+  const std::int64_t b = bt / shape.seq, t = bt % shape.seq;
+  return (b * shape.heads + h) * shape.seq + t;
+}
+
+// delta[b, h, t] = sum_c dout[b, t, h, c] out[b, t, h, c], in fp32: the row term of every
+// attention backward (attention_backward.cu, attention_keys.cu).
+template <typename T>
+__global__ void attention_delta_kernel(const T* out, const T* dout, float* delta,
+                                       AttentionShape shape) {
+  const std::int64_t row = std::int64_t{blockIdx.x} * RowLaunch::kRowsPerBlock + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= shape.rows()) return;  // warp-uniform
+  const std::int64_t at = row * shape.dh;
+  float sum = 0.0f;
+  for (int c = lane; c < shape.dh; c += 32) sum += to_float(out[at + c]) * to_float(dout[at + c]);
+  sum = warp_sum(sum);
+  if (lane == 0) delta[stat_of_row(row, shape)] = sum;
+}
+
+template <typename T>
+void launch_attention_delta(const T* out, const T* dout, float* delta, const AttentionShape& shape,
+                            cudaStream_t stream) {
+  attention_delta_kernel<T><<<RowLaunch::blocks(shape.rows()), RowLaunch::kThreads, 0, stream>>>(
+      out, dout, delta, shape);
+  RT_CHECK_LAUNCH();
+}
+
 }  // namespace ratrain::cuda

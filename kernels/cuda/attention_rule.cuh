@@ -38,13 +38,7 @@
 
 #include "kernels/visibility.hpp"
 
-// Host-and-device functions; plain inline functions when included from host C++ (the
-// tests check the decomposition on the CPU).
-#if defined(__CUDACC__)
-#define RT_HOST_DEVICE __host__ __device__
-#else
-#define RT_HOST_DEVICE
-#endif
+#include "kernels/cuda/host_device.cuh"
 
 namespace ratrain::cuda {
 
@@ -228,4 +222,3 @@ struct BackwardPlan {
 
 }  // namespace ratrain::cuda
 
-#undef RT_HOST_DEVICE

@@ -44,8 +44,20 @@ void add_inplace(Tensor& acc, const Tensor& x, cudaStream_t stream);
 // is f32 and accumulated deterministically (no floating-point atomics).
 void embedding_forward(const Tensor& ids, const Tensor& emb, Tensor& out, cudaStream_t stream);
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& demb, cudaStream_t stream);
+// The same over a vocab shard (rows [vocab_begin, vocab_begin + Vs) of the table, ops.hpp):
+// other shards' ids give zero rows and add nothing; only a negative id is an error.
+void embedding_shard_forward(const Tensor& ids, const Tensor& emb_shard, std::int64_t vocab_begin,
+                             Tensor& out, cudaStream_t stream);
+void embedding_shard_backward(const Tensor& ids, const Tensor& dout, std::int64_t vocab_begin,
+                              Tensor& demb_shard, cudaStream_t stream);
 void split_columns(const Tensor& x, Tensor* const* parts, int count, cudaStream_t stream);
 void concat_columns(const Tensor* const* parts, int count, Tensor& x, cudaStream_t stream);
+
+// Sequence row copies of sequence parallelism (kernels/cuda/sequence_rows.cu): src, dst in
+// one storage type (add in fp32), src_rows / dst_rows i32 on the device, NOT checked (an
+// index out of range skips its row; ops.hpp says why).
+void copy_sequence_rows(const Tensor& src, const Tensor& src_rows, Tensor& dst,
+                        const Tensor& dst_rows, ops::Combine how, cudaStream_t stream);
 
 // Gated recurrence and RoPE (kernels/cuda/gated_scan.cu, rope.cu): g, k, v, K, V and the
 // gradients in one storage type; gate f32 (the recurrence runs in fp32).
@@ -80,6 +92,21 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const Tensor& dout, const Sparsity& rule, Tensor& dq,
                         Tensor& dk, Tensor& dv, cudaStream_t stream);
+// Attention over an explicit key set and the log-sum-exp merge (kernels/cuda/
+// attention_keys.cu; semantics in ops.hpp): lse f32, key_positions i32 on the device and
+// host_positions the same values on the host, already checked (>= 0, increasing), from
+// which the launchers list the global keys. The backward adds to dq, dk, dv.
+void attention_forward_keys(const Tensor& q, std::int64_t q_begin, const Tensor& k,
+                            const Tensor& v, const Tensor& key_positions,
+                            const Tensor& host_positions, const Sparsity& rule, Tensor& out,
+                            Tensor& lse, cudaStream_t stream);
+void attention_backward_keys(const Tensor& q, std::int64_t q_begin, const Tensor& k,
+                             const Tensor& v, const Tensor& key_positions,
+                             const Tensor& host_positions, const Tensor& out, const Tensor& lse,
+                             const Tensor& dout, const Sparsity& rule, Tensor& dq, Tensor& dk,
+                             Tensor& dv, cudaStream_t stream);
+void attention_merge(Tensor& out, Tensor& lse, const Tensor& part_out, const Tensor& part_lse,
+                     cudaStream_t stream);
 
 // Tied head + cross-entropy, a block of rows at a time (kernels/cuda/cross_entropy.cu);
 // labels i32 on the device; demb f32 (accumulated). Returns the loss sum and the number
@@ -88,6 +115,18 @@ ops::CrossEntropyResult tied_head_cross_entropy(const Tensor& x, const Tensor& e
                                                 const Tensor& labels, double grad_scale,
                                                 Tensor* dx, Tensor* demb, cudaStream_t stream);
 std::int64_t count_valid_labels(const Tensor& labels, cudaStream_t stream);
+// The tied head's two vocab-shard phases and the fold between them (ops.hpp); stats (3, N),
+// all_stats (S * 3, N) and lse (N) f64 on the device. Only the fold synchronises (once, for
+// the loss sum); it also reports a bad label, which the phases treat as ignored.
+void cross_entropy_shard_stats(const Tensor& x, const Tensor& emb_shard, std::int64_t vocab_begin,
+                               const Tensor& labels, Tensor& stats, cudaStream_t stream);
+ops::CrossEntropyResult merge_cross_entropy_shard_stats(const Tensor& all_stats,
+                                                        const Tensor& labels, Tensor& lse,
+                                                        cudaStream_t stream);
+void cross_entropy_shard_backward(const Tensor& x, const Tensor& emb_shard,
+                                  std::int64_t vocab_begin, const Tensor& labels,
+                                  const Tensor& lse, double grad_scale, Tensor* dx,
+                                  Tensor* demb_shard, cudaStream_t stream);
 
 // Optimizer (kernels/cuda/optimizer.cu): AdamW on f32 buffers; sum of squares (returned to
 // the host, so it synchronises the stream) and scaling of f32 or bf16 buffers.

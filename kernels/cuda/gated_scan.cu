@@ -50,7 +50,9 @@
 // Backward precision. K_{t-1} enters dg. Rather than read K (rounded to bf16 by the
 // forward) at every row, the backward reads K, V only at the row before its tile and
 // recomputes fp32 states inside the tile from gate, k, v: the rounding of that one row
-// decays with the gates along the tile, and K, V cost 1/kLength of their bytes.
+// decays with the gates along the tile, and K, V cost 1/kLength of their bytes. The first
+// tile has no row before it and reads K, V at every row instead: the stored states may
+// carry an entering state (sequence parallelism) that no recomputation from zero knows.
 #include <cuda/atomic>
 
 #include <cstdint>
@@ -576,6 +578,28 @@ __global__ void __launch_bounds__(ScanLaunch::kThreads, kMinBlocks)
         diff[1][r].v[e] = state[1].v[e] - v[r][e];
         state[0].v[e] = step(a[r][e], state[0].v[e], k[r][e]);
         state[1].v[e] = step(a[r][e], state[1].v[e], v[r][e]);
+      }
+    }
+  }
+  if (tile_row == 0) {
+    // The first tile takes K_{t-1}, V_{t-1} as stored (K_{-1} = 0), as the CPU reference
+    // does: a chunk of a sequence-parallel scan enters with a carried state that K, V hold
+    // (gated_scan_apply_carry) and the recomputation from zero above would miss
+    // (parallel/sequence_scan.cpp); later tiles start from the stored row before them.
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      if (r >= rows.count) continue;
+      const bool first_row = warp == 0 && r == 0;  // t = 0
+      const std::int64_t previous = rows.offset + std::int64_t{r - 1} * stride;
+      // A value-initialised Packed reads as zeros: K_{-1} = V_{-1} = 0.
+      const Packed<S, kVec> K_prev =
+          first_row ? Packed<S, kVec>{} : load_packed<S, kVec>(args.K + previous);
+      const Packed<S, kVec> V_prev =
+          first_row ? Packed<S, kVec>{} : load_packed<S, kVec>(args.V + previous);
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) {
+        diff[0][r].v[e] = K_prev[e] - k[r][e];
+        diff[1][r].v[e] = V_prev[e] - v[r][e];
       }
     }
   }

@@ -10,18 +10,31 @@ resume: 20 iterations uninterrupted against 10, a new process resuming from the
   with checkpoint.fallback=true it resumes from the checkpoint before, and its
   iterations again match the uninterrupted run's. And the tp=2 run's checkpoint resumed
   by one process and under dp=2 (another layout) gives losses within 1e-5.
+signal: a run (one process, and mpirun -np 2 with dp=2) sent SIGUSR1 mid-training stops
+  at the next step boundary with a committed checkpoint and exit status 75 (requeue);
+  relaunched, it resumes from `latest` and its iterations are exactly those of an
+  uninterrupted run. SIGTERM does the same; under mpirun it goes to ONE rank only (as a
+  signal may reach a single task), and both ranks stop at the same iteration. (mpirun
+  itself turns a SIGTERM it receives into exit status 1, so it is not sent to mpirun.)
+fault: under mpirun -np 2 (dp=2), one rank SIGKILLed while a checkpoint is being written
+  (its step_N.partial folder exists, not yet committed) makes the job end non-zero within
+  a bounded time; `latest` still names the previous complete checkpoint, which a relaunch
+  verifies (CRC of every dataset) and resumes from, continuing exactly as the
+  uninterrupted run. One rank killed mid-step also ends the job within that time.
 index: index.h5 of a 2-rank tensor-parallel run, read with h5py, holds every parameter
   as the global tensor, bitwise the model.h5 the run wrote, and the moments in the same
   shapes; h5dump reads a virtual dataset whole.
 
-Usage: checkpoint_e2e.py resume|index RATRAIN MPIEXEC TEXT WORK [H5DIFF|H5DUMP]
+Usage: checkpoint_e2e.py resume|signal|fault|index RATRAIN MPIEXEC TEXT WORK [H5DIFF|H5DUMP]
 """
 import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 ITERS = 20
 MODEL = ["model.d_model=32", "model.num_heads=2", "model.num_layers=2", "model.dilation=4",
@@ -48,10 +61,14 @@ class Runner:
         shutil.rmtree(self.work, ignore_errors=True)
         run([ratrain, "tokenize", "--input", text, "--output", self.work / "data"])
 
-    def train(self, ranks, run_dir, *overrides, expect_rc=0):
+    def command(self, ranks, run_dir, *overrides):
         launcher = [self.mpiexec, "-np", ranks, "--oversubscribe"] if ranks > 1 else []
-        return run(launcher + [self.ratrain, "train", f"data.train={self.work}/data/train.h5",
-                               *MODEL, f"run.dir={run_dir}", *overrides], expect_rc)
+        return [str(a) for a in launcher + [self.ratrain, "train",
+                                            f"data.train={self.work}/data/train.h5", *MODEL,
+                                            f"run.dir={run_dir}", *overrides]]
+
+    def train(self, ranks, run_dir, *overrides, expect_rc=0):
+        return run(self.command(ranks, run_dir, *overrides), expect_rc)
 
 
 def train_lines(run_dir):
@@ -113,6 +130,142 @@ def resume_test(runner, h5diff):
     print("truncated shard: clear error; fallback to step_15 continues exactly")
 
 
+# Long enough that a signal sent after the fifth iteration arrives well before the end.
+SIGNAL_ITERS = 300
+EXIT_REQUEUE = 75
+
+
+def rank_processes(launcher_pid):
+    """The pids of the processes mpirun started (its children)."""
+    found = subprocess.run(["pgrep", "-P", str(launcher_pid)], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def interrupt(runner, ranks, run_dir, signum, *overrides):
+    """Starts a run, sends `signum` once 5 iterations are logged, returns its output.
+    Under mpirun SIGUSR1 goes to mpirun (which forwards it), SIGTERM to one rank."""
+    process = subprocess.Popen(runner.command(ranks, run_dir, *overrides), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**os.environ, **MPI_ENV})
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(train_lines(run_dir)) >= 5:
+            break
+        time.sleep(0.01)
+    if ranks > 1 and signum == signal.SIGTERM:
+        children = rank_processes(process.pid)
+        require(len(children) == ranks, f"mpirun runs {ranks} ranks (found {children})")
+        os.kill(children[-1], signum)
+    else:
+        process.send_signal(signum)
+    output, _ = process.communicate(timeout=120)
+    sys.stdout.write(output)
+    require(process.returncode == EXIT_REQUEUE,
+            f"signal {signum}: exit status {process.returncode}, expected {EXIT_REQUEUE}")
+    return output
+
+
+def signal_test(runner, _tool):
+    iters = f"train.iters={SIGNAL_ITERS}"
+    for name, ranks, layout in [("one process", 1, []), ("dp=2", 2, ["parallel.dp=2"])]:
+        tag = name.replace(" ", "_").replace("=", "")
+        reference = runner.work / f"ref_{tag}"
+        runner.train(ranks, reference, *layout, iters)
+        for signum in (signal.SIGUSR1, signal.SIGTERM):
+            stopped = runner.work / f"stopped_{tag}_{signum.name}"
+            interrupt(runner, ranks, stopped, signum, *layout, iters)
+            done = len(train_lines(stopped))
+            require(0 < done < SIGNAL_ITERS, f"{name}: stopped early ({done} iterations)")
+            latest = (stopped / "checkpoints" / "latest").read_text().strip()
+            require(latest.endswith(f"step_{done}"),
+                    f"{name}: latest ({latest}) is the checkpoint of iteration {done}")
+            log = runner.train(ranks, stopped, *layout, iters)
+            require("resumed from" in log, f"{name}: the relaunch resumed")
+            require(train_lines(stopped) == train_lines(reference),
+                    f"{name}, {signum.name}: stopped + resumed iterations differ from the "
+                    "uninterrupted run")
+            print(f"{name}, {signum.name}: stopped after iteration {done} with exit status "
+                  f"{EXIT_REQUEUE}, resumed, {SIGNAL_ITERS} iterations as uninterrupted")
+
+
+# A model large enough that writing a shard takes a while (~3.5 M parameters, values and
+# two moments: ~40 MiB per save), so that a kill can land inside one.
+FAULT_ITERS = 30
+FAULT_MODEL = ["model.d_model=256", "model.num_heads=4", "model.num_layers=4",
+               f"train.iters={FAULT_ITERS}", "checkpoint.every=2", "checkpoint.keep=100"]
+# How long a job may take to end once one of its ranks is dead.
+FAULT_DEADLINE_S = 60
+
+
+def kill_rank_when(runner, run_dir, ready, *overrides):
+    """Starts a dp=2 run, SIGKILLs rank 1 once ready() holds; returns (what ready() returned,
+    seconds from the kill to the job's end). The job must end non-zero."""
+    process = subprocess.Popen(runner.command(2, run_dir, "parallel.dp=2", *overrides),
+                               text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**os.environ, **MPI_ENV})
+    seen = None
+    deadline = time.monotonic() + 120
+    while seen is None and time.monotonic() < deadline and process.poll() is None:
+        seen = ready()
+        time.sleep(0.001)
+    require(seen is not None, "the moment to kill a rank came before the run ended")
+    os.kill(rank_processes(process.pid)[-1], signal.SIGKILL)
+    killed = time.monotonic()
+    try:
+        output, _ = process.communicate(timeout=FAULT_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        require(False, f"the job still ran {FAULT_DEADLINE_S} s after one rank was killed")
+    sys.stdout.write(output[-2000:])
+    require(process.returncode != 0, "a job with a killed rank ended with exit status 0")
+    return seen, time.monotonic() - killed
+
+
+def fault_test(runner, _tool):
+    reference = runner.work / "fault_reference"
+    runner.train(2, reference, "parallel.dp=2", *FAULT_MODEL)
+
+    # Mid-step: after a few iterations, outside any save's files.
+    mid_step = runner.work / "fault_mid_step"
+    _, took = kill_rank_when(
+        runner, mid_step,
+        lambda: True if (mid_step / "metrics.jsonl").exists() and len(train_lines(mid_step)) >= 3
+        else None, *FAULT_MODEL)
+    print(f"rank killed mid-step: the job ended non-zero {took:.1f} s later")
+
+    # Mid-save: the kill must find a .partial folder that is still uncommitted afterwards;
+    # a kill that lands after the commit proves nothing, so try again (fresh run folder).
+    for attempt in range(5):
+        run_dir = runner.work / f"fault_mid_save_{attempt}"
+        checkpoints = run_dir / "checkpoints"
+
+        def partial_after_a_commit():
+            if not (checkpoints / "latest").exists():
+                return None
+            partial = sorted(checkpoints.glob("step_*.partial"))
+            return partial[0] if partial else None
+
+        partial, took = kill_rank_when(runner, run_dir, partial_after_a_commit, *FAULT_MODEL)
+        if partial.exists():
+            break
+        print(f"attempt {attempt}: the save committed before the kill landed; again")
+    else:
+        require(False, "no kill landed inside a save in 5 attempts")
+    latest = (checkpoints / "latest").read_text().strip()
+    print(f"rank killed while {partial.name} was written: the job ended non-zero {took:.1f} s "
+          f"later; latest is still {latest}")
+    require(partial.name != pathlib.Path(latest).name, "latest names a complete checkpoint")
+    log = runner.train(2, run_dir, "parallel.dp=2", *FAULT_MODEL)
+    require("resumed from" in log and latest in log, f"the relaunch resumed from {latest}")
+    # The killed launch logged iterations after the checkpoint that the relaunch ran
+    # again: the last record of each iteration is the one that counts.
+    by_iter = {line["iter"]: line for line in train_lines(run_dir)}
+    require([by_iter[i] for i in sorted(by_iter)] == train_lines(reference),
+            "resumed after the fault, the iterations differ from the uninterrupted run")
+    print(f"relaunch verified and resumed {latest}; {FAULT_ITERS} iterations as uninterrupted")
+
+
 def index_test(runner, h5dump):
     import h5py
     import numpy as np
@@ -142,7 +295,8 @@ def index_test(runner, h5dump):
 def main():
     mode, ratrain, mpiexec, text, work, tool = sys.argv[1:7]
     runner = Runner(ratrain, mpiexec, text, work)
-    {"resume": resume_test, "index": index_test}[mode](runner, tool)
+    {"resume": resume_test, "signal": signal_test, "fault": fault_test,
+     "index": index_test}[mode](runner, tool)
 
 
 if __name__ == "__main__":

@@ -20,44 +20,6 @@
 namespace ratrain {
 namespace {
 
-double value(int world_rank, std::int64_t i) {
-  return 100.0 * (world_rank + 1) + static_cast<double>(i);
-}
-
-// Sum over the members of value(m, i).
-double sum_of_values(const std::vector<int>& members, std::int64_t i) {
-  double sum = 0;
-  for (const int m : members) sum += value(m, i);
-  return sum;
-}
-
-Tensor filled(Shape shape, DType dtype, const std::function<double(std::int64_t)>& element) {
-  Tensor t = Tensor::empty(std::move(shape), DType::f64);
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.data<double>()[i] = element(i);
-  return t.to(dtype);
-}
-
-// Bitwise comparison, reporting the first mismatch and how many there were.
-void expect_elements(const Tensor& t, const std::function<double(std::int64_t)>& expected,
-                     const std::string& label) {
-  std::int64_t mismatches = 0;
-  for (std::int64_t i = 0; i < t.numel(); ++i) {
-    if (t.item(i) == expected(i)) continue;
-    if (mismatches++ == 0)
-      ADD_FAILURE() << label << ": element " << i << " is " << t.item(i) << ", expected "
-                    << expected(i);
-  }
-  EXPECT_EQ(mismatches, 0) << label;
-}
-
-// One group under test and its members' world ranks (the pure layout's list, which
-// test_parallel_context checks against MPI).
-struct GroupCase {
-  std::string label;
-  Group group;
-  std::vector<int> members;
-};
-
 // The world, then the four groups of every layout of layouts_for(world size).
 std::vector<GroupCase> every_group() {
   const Group world = world_group();
@@ -398,8 +360,7 @@ TEST(Collectives, RefuseOtherDtypesAndPeers) {
   const Group world = world_group();
   Tensor half = Tensor::zeros({4}, DType::bf16);
   std::string message = error_of([&] { world.all_reduce_sum(half); });
-  EXPECT_NE(message.find("Group::all_reduce_sum: MPI groups take f32 or f64 tensors for now "
-                         "(got bf16)"),
+  EXPECT_NE(message.find("Group::all_reduce_sum: host tensors must be f32 or f64 (got bf16)"),
             std::string::npos)
       << message;
   message = error_of([&] { world.all_gather(Tensor::zeros({4}, DType::i32)); });

@@ -17,6 +17,11 @@
 //
 // A second test shows the overlap itself: the reduce-scatter of the last layers' buckets
 // has started by the time the backward pass reaches the first layer.
+//
+// The same file is built a second time with RATRAIN_TEST_ON_GPU (tests/gpu/mpi): every
+// rank then trains on its own GPU, the groups carry device tensors through NCCL, and the
+// reference is the single-GPU run on the same GPU. GPUs store f32 or bf16, so the f64
+// cases are CPU only, and the overlap test counts MPI calls, so it is CPU only as well.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -32,12 +37,15 @@
 #include "model/parameter_parts.hpp"
 #include "model/trainer.hpp"
 #include "parallel/token_split.hpp"
+#include "runtime/device_memory.hpp"
 #include "runtime/rng.hpp"
 #include "tests/mpi/mpi_test_util.hpp"
 #include "tests/mpi/mpi_traffic_counter.hpp"
 
 namespace ratrain {
 namespace {
+
+constexpr Device kDevice = kTestDevice;
 
 constexpr std::int64_t kBatch = 4, kSeq = 24, kVocab = 37, kIters = 3;
 // The tiny model has about 15,000 parameters: 2 KiB buckets make 30 (f32) to 60 (f64).
@@ -93,7 +101,7 @@ struct LayoutCase {
 TrainingRun train(const ParallelContext& ctx, Schedule schedule, DType dtype,
                   const LayoutCase& how) {
   TrainingRun run;
-  run.model = std::make_unique<RatLM>(tiny_config(), dtype, Device::cpu, how.recompute, ctx);
+  run.model = std::make_unique<RatLM>(tiny_config(), dtype, kDevice, how.recompute, ctx);
   run.model->params().initialize(5, 0.3);
   // eps 1e-5 rather than 1e-8: AdamW divides by sqrt(v), so a gradient element near f32
   // rounding level turns its rounding noise into a full-size step; a larger eps damps
@@ -161,7 +169,8 @@ void expect_gathered_parameters(const TrainingRun& run, const TrainingRun& refer
   gather_model_parameters(tiny_config(), run.model->params(), ctx,
                           [&](const ParamEntry& e, const Tensor& global) {
                             EXPECT_TRUE(seen.insert(e.name).second) << e.name << " twice";
-                            const Tensor want = reference.model->params().value(e.name);
+                            const Tensor want =
+                                reference.model->params().value(e.name).to(Device::cpu);
                             ASSERT_EQ(global.shape(), want.shape()) << e.name;
                             EXPECT_LE(relative_error(global, want), limit) << e.name;
                           });
@@ -170,13 +179,21 @@ void expect_gathered_parameters(const TrainingRun& run, const TrainingRun& refer
   }
 }
 
-class ModelParallel : public ::testing::TestWithParam<std::tuple<Schedule, DType>> {};
+class ModelParallel : public ::testing::TestWithParam<std::tuple<Schedule, DType>> {
+ protected:
+  // On the GPU: one GPU per rank of the node, or the test is skipped on every rank alike
+  // (a node's ranks all see the same count).
+  void SetUp() override {
+    if (const std::string why = missing_gpus(); !why.empty()) GTEST_SKIP() << why;
+  }
+};
 
 TEST_P(ModelParallel, ThreeIterationsMatchOneProcess) {
   const auto [schedule, dtype] = GetParam();
   const double limit = tolerance(dtype);
   std::map<std::int64_t, TrainingRun> references;  // by micro_batch
   const Group world = world_group();
+  if (kDevice == Device::cuda) bind_local_device(world.split_by_node().rank());
   for (const LayoutCase& how : layouts(world.size())) {
     SCOPED_TRACE(describe(how) + " " + schedule_name(schedule));
     if (!references.contains(how.micro_batch)) {
@@ -185,7 +202,7 @@ TEST_P(ModelParallel, ThreeIterationsMatchOneProcess) {
                          train(ParallelContext::single_process(), schedule, dtype, one_process));
     }
     const TrainingRun& reference = references.at(how.micro_batch);
-    const ParallelContext ctx = ParallelContext::create(world, how.sizes);
+    const ParallelContext ctx = ParallelContext::create(world, how.sizes, kDevice);
     const TrainingRun run = train(ctx, schedule, dtype, how);
     ASSERT_EQ(run.steps.size(), reference.steps.size());
     for (std::size_t s = 0; s < run.steps.size(); ++s) {
@@ -199,7 +216,7 @@ TEST_P(ModelParallel, ThreeIterationsMatchOneProcess) {
     const ParamStore& params = run.model->params();
     for (const ParamEntry& e : params.table().entries()) {
       const Tensor want = local_part(e, reference.model->params().value(e.name));
-      EXPECT_LE(relative_error(params.value(e.name), want), limit) << e.name;
+      EXPECT_LE(relative_error(params.value(e.name).to(Device::cpu), want), limit) << e.name;
     }
     expect_gathered_parameters(run, reference, ctx, limit);
   }
@@ -211,6 +228,7 @@ TEST_P(ModelParallel, ThreeIterationsMatchOneProcess) {
 // micro-batch's backward pass reports layer 1 final, that is before layer 0's backward
 // runs; the rest (buckets holding layer 0 or the embedding) start later. Every bucket
 // is reduce-scattered and all-gathered exactly once.
+#ifndef RATRAIN_TEST_ON_GPU
 TEST(DataParallelOverlap, LastLayersBucketsStartBeforeTheFirstLayersBackward) {
   const Group world = world_group();
   for (const LayoutCase& how : default_bucket_layouts(world.size())) {
@@ -252,11 +270,16 @@ TEST(DataParallelOverlap, LastLayersBucketsStartBeforeTheFirstLayersBackward) {
     EXPECT_EQ(traffic[test::MpiCall::all_gather_start].calls, bucket_count) << traffic;
   }
 }
+#endif
 
 INSTANTIATE_TEST_SUITE_P(
     Schedules, ModelParallel,
     ::testing::Combine(::testing::Values(Schedule::dense, Schedule::sparse, Schedule::joint),
+#ifdef RATRAIN_TEST_ON_GPU
+                       ::testing::Values(DType::f32)),
+#else
                        ::testing::Values(DType::f32, DType::f64)),
+#endif
     [](const auto& param_info) {
       return schedule_name(std::get<0>(param_info.param)) + "_" +
              std::string(dtype_name(std::get<1>(param_info.param)));

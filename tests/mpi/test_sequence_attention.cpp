@@ -11,6 +11,9 @@
 // rounded to f32 and dk, dv sum up to 48 query terms in f32; the largest difference
 // measured at np 4 is 9e-7.
 //
+// Built again for the GPU (tests/gpu/mpi): the chunk's tensors on the rank's GPU (f32, lse
+// f32), keys and gradients through NCCL, the same f64 CPU reference.
+//
 // The plan of the dilated regime is checked as pure arithmetic: its key set is exactly
 // the union of what the chunk's queries see, and a rank receives about T/D + W + P keys.
 #include <gtest/gtest.h>
@@ -96,37 +99,49 @@ void expect_chunk_matches(const Group& sp, const Sparsity& rule, DType dtype, Fo
   const std::int64_t seq = sp.size() * kChunk;
   const std::int64_t begin = sp.rank() * kChunk, end = begin + kChunk;
   const Reference ref = reference(rule, seq, dtype);
-  auto mine = [&](const Tensor& whole) { return chunk_rows(whole, begin, end).to(dtype); };
+  auto mine = [&](const Tensor& whole) {
+    return chunk_rows(whole, begin, end).to(dtype).to(kTestDevice);
+  };
   const Tensor q = mine(ref.q), k = mine(ref.k), v = mine(ref.v), dout = mine(ref.dout);
-  Tensor out = Tensor::empty(q.shape(), dtype);
-  Tensor lse = Tensor::empty({kBatch, kHeads, kChunk}, dtype);
-  Tensor dq = Tensor::empty(q.shape(), dtype), dk = Tensor::empty(q.shape(), dtype),
-         dv = Tensor::empty(q.shape(), dtype);
+  Tensor out = Tensor::empty(q.shape(), dtype, kTestDevice);
+  Tensor lse = Tensor::empty({kBatch, kHeads, kChunk}, dtype, kTestDevice);
+  Tensor dq = Tensor::empty(q.shape(), dtype, kTestDevice),
+         dk = Tensor::empty(q.shape(), dtype, kTestDevice),
+         dv = Tensor::empty(q.shape(), dtype, kTestDevice);
   forward(sp, q, k, v, rule, out, lse);
   backward(sp, q, k, v, out, lse, dout, rule, dq, dk, dv);
   const std::string where = label + ", " + std::string(dtype_name(dtype)) + ", rank " +
                             std::to_string(sp.rank()) + " of " + std::to_string(sp.size());
   const double tol = tolerance(dtype);
-  EXPECT_LT(test::max_abs_diff(out, chunk_rows(ref.out, begin, end)), tol) << where << ": out";
-  EXPECT_LT(test::max_abs_diff(lse, chunk_lse(ref.lse, begin, end)), tol) << where << ": lse";
-  EXPECT_LT(test::max_abs_diff(dq, chunk_rows(ref.dq, begin, end)), tol) << where << ": dq";
-  EXPECT_LT(test::max_abs_diff(dk, chunk_rows(ref.dk, begin, end)), tol) << where << ": dk";
-  EXPECT_LT(test::max_abs_diff(dv, chunk_rows(ref.dv, begin, end)), tol) << where << ": dv";
+  const auto host = [](const Tensor& t) { return t.to(Device::cpu); };
+  EXPECT_LT(test::max_abs_diff(host(out), chunk_rows(ref.out, begin, end)), tol) << where << ": out";
+  EXPECT_LT(test::max_abs_diff(host(lse), chunk_lse(ref.lse, begin, end)), tol) << where << ": lse";
+  EXPECT_LT(test::max_abs_diff(host(dq), chunk_rows(ref.dq, begin, end)), tol) << where << ": dq";
+  EXPECT_LT(test::max_abs_diff(host(dk), chunk_rows(ref.dk, begin, end)), tol) << where << ": dk";
+  EXPECT_LT(test::max_abs_diff(host(dv), chunk_rows(ref.dv, begin, end)), tol) << where << ": dv";
 }
 
-// The world, and with 4 ranks also the sp groups of a (sp 2, dp 2) layout.
+// The sp group over the whole world, and with 4 ranks also the sp groups of a (sp 2,
+// dp 2) layout.
 std::vector<std::pair<std::string, Group>> sp_groups() {
   const Group world = world_group();
-  std::vector<std::pair<std::string, Group>> groups = {{"world sp", world}};
+  std::vector<std::pair<std::string, Group>> groups = {
+      {"world sp", ParallelContext::create(world, {.sp = world.size()}, kTestDevice).sp}};
   if (world.size() == 4)
-    groups.emplace_back("sp of (sp 2, dp 2)", ParallelContext::create(world, {.sp = 2, .dp = 2})
-                                                  .group(Axis::sp));
+    groups.emplace_back("sp of (sp 2, dp 2)",
+                        ParallelContext::create(world, {.sp = 2, .dp = 2}, kTestDevice).sp);
   return groups;
 }
 
+// The dtypes of the device under test (a GPU stores f32 or bf16).
+std::vector<DType> test_dtypes() {
+  return kTestDevice == Device::cpu ? std::vector{DType::f64, DType::f32} : std::vector{DType::f32};
+}
+
 TEST(SequenceAttention, MatchesSingleProcessRows) {
+  if (const std::string why = missing_gpus(); !why.empty()) GTEST_SKIP() << why;
   for (const auto& [group_name, sp] : sp_groups())
-    for (const DType dtype : {DType::f64, DType::f32})
+    for (const DType dtype : test_dtypes())
       for (const RuleCase& c : kRules)
         expect_chunk_matches(sp, c.rule, dtype, sp_attention_forward, sp_attention_backward,
                              group_name + ", " + c.name);
@@ -135,10 +150,11 @@ TEST(SequenceAttention, MatchesSingleProcessRows) {
 // Ring attention applies any rule by position; the sparse rules exercise its block
 // skipping and merging with partly visible blocks.
 TEST(SequenceAttention, RingServesEveryRule) {
-  const Group sp = world_group();
+  if (const std::string why = missing_gpus(); !why.empty()) GTEST_SKIP() << why;
+  const Group sp = sp_groups().front().second;
   for (const RuleCase& c : kRules)
-    expect_chunk_matches(sp, c.rule, DType::f64, ring_attention_forward, ring_attention_backward,
-                         std::string("ring, ") + c.name);
+    expect_chunk_matches(sp, c.rule, test_dtypes().front(), ring_attention_forward,
+                         ring_attention_backward, std::string("ring, ") + c.name);
 }
 
 TEST(SequenceAttention, DilatedRegimeRefusesTheDenseRule) {

@@ -16,11 +16,17 @@
 // Traffic (tests/mpi/mpi_traffic_counter.hpp counts it through MPI's profiling interface):
 // each sp call must make exactly one all-gather, sending F B C elements (F = 3 forward,
 // 5 backward) whatever Tc, and no other communication.
+//
+// Built again for the GPU (tests/gpu/mpi): the chunk's tensors live on the rank's GPU, the
+// summaries travel through NCCL (not counted by the MPI profiler: no traffic checks), f32
+// only; the reference stays the CPU ops on the whole sequence.
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "kernels/ops.hpp"
+#include "parallel/parallel_context.hpp"
 #include "parallel/sequence_scan.hpp"
 #include "tests/mpi/mpi_test_util.hpp"
 #include "tests/mpi/mpi_traffic_counter.hpp"
@@ -55,13 +61,13 @@ Tensor time_rows(const Tensor& x, std::int64_t first, std::int64_t count) {
 // Every (B, Tc, C) tensor of one scan's forward and backward.
 struct ScanTensors {
   Tensor gate, K, V, dg, dk, dv;
-  explicit ScanTensors(const Shape& shape, DType dtype)
-      : gate(Tensor::empty(shape, dtype)),
-        K(Tensor::empty(shape, dtype)),
-        V(Tensor::empty(shape, dtype)),
-        dg(Tensor::empty(shape, dtype)),
-        dk(Tensor::empty(shape, dtype)),
-        dv(Tensor::empty(shape, dtype)) {}
+  explicit ScanTensors(const Shape& shape, DType dtype, Device device = Device::cpu)
+      : gate(Tensor::empty(shape, dtype, device)),
+        K(Tensor::empty(shape, dtype, device)),
+        V(Tensor::empty(shape, dtype, device)),
+        dg(Tensor::empty(shape, dtype, device)),
+        dk(Tensor::empty(shape, dtype, device)),
+        dv(Tensor::empty(shape, dtype, device)) {}
 };
 
 // Expects one call's traffic: one all-gather of `fields` B C elements of `dtype` on a group
@@ -78,11 +84,10 @@ void expect_one_all_gather(const test::Traffic& traffic, const Group& sp, std::i
 }
 
 void expect_close(const Tensor& got, const Tensor& ref, DType dtype, const std::string& label) {
-  EXPECT_LE(test::rel_error(got, ref), tolerance(dtype)) << label;
+  EXPECT_LE(test::rel_error(got.to(Device::cpu), ref), tolerance(dtype)) << label;
 }
 
-void check_chunk(DType dtype, std::int64_t chunk_rows, std::int64_t channels) {
-  const Group sp = world_group();
+void check_chunk(const Group& sp, DType dtype, std::int64_t chunk_rows, std::int64_t channels) {
   const std::int64_t first = sp.rank() * chunk_rows;
   const Shape full = {kBatch, sp.size() * chunk_rows, channels};  // (B, T, C)
   const Shape local = {kBatch, chunk_rows, channels};             // (B, Tc, C)
@@ -102,17 +107,22 @@ void check_chunk(DType dtype, std::int64_t chunk_rows, std::int64_t channels) {
   const auto mine = [&](const Tensor& x) { return time_rows(x, first, chunk_rows); };
 
   const Tensor g_r = mine(g), k_r = mine(k), v_r = mine(v), dK_r = mine(dK), dV_r = mine(dV);
-  ScanTensors got(local, dtype);
-  const test::Traffic forward =
-      test::traffic_of([&] { sp_gated_scan_forward(sp, g_r, k_r, v_r, got.gate, got.K, got.V); });
-  expect_one_all_gather(forward, sp, ops::kStateSummaryFields, channels, dtype,
-                        label + ", forward");
-  const test::Traffic backward = test::traffic_of([&] {
-    sp_gated_scan_backward(sp, got.gate, k_r, v_r, got.K, got.V, dK_r, dV_r, got.dg, got.dk,
-                           got.dv);
+  const auto on_device = [](const Tensor& x) { return x.to(kTestDevice); };
+  ScanTensors got(local, dtype, kTestDevice);
+  const test::Traffic forward = test::traffic_of([&] {
+    sp_gated_scan_forward(sp, on_device(g_r), on_device(k_r), on_device(v_r), got.gate, got.K,
+                          got.V);
   });
-  expect_one_all_gather(backward, sp, ops::kAdjointSummaryFields, channels, dtype,
-                        label + ", backward");
+  const test::Traffic backward = test::traffic_of([&] {
+    sp_gated_scan_backward(sp, got.gate, on_device(k_r), on_device(v_r), got.K, got.V,
+                           on_device(dK_r), on_device(dV_r), got.dg, got.dk, got.dv);
+  });
+  if (kTestDevice == Device::cpu) {
+    expect_one_all_gather(forward, sp, ops::kStateSummaryFields, channels, dtype,
+                          label + ", forward");
+    expect_one_all_gather(backward, sp, ops::kAdjointSummaryFields, channels, dtype,
+                          label + ", backward");
+  }
 
   expect_close(got.gate, mine(ref.gate), dtype, label + ", gate");
   expect_close(got.K, mine(ref.K), dtype, label + ", K");
@@ -128,17 +138,22 @@ void check_chunk(DType dtype, std::int64_t chunk_rows, std::int64_t channels) {
   ops::gated_scan_backward(alone.gate, k_r, v_r, alone.K, alone.V, dK_r, dV_r, alone.dg, alone.dk,
                            alone.dv);
   if (sp.rank() > 0) {
-    EXPECT_GT(test::rel_error(alone.K, got.K), 1e-2) << label;
+    EXPECT_GT(test::rel_error(alone.K, got.K.to(Device::cpu)), 1e-2) << label;
   }
   if (sp.rank() + 1 < sp.size()) {
-    EXPECT_GT(test::rel_error(alone.dk, got.dk), 1e-2) << label;
+    EXPECT_GT(test::rel_error(alone.dk, got.dk.to(Device::cpu)), 1e-2) << label;
   }
 }
 
 TEST(SequenceScan, EqualsTheWholeSequenceOnEveryChunk) {
-  for (const DType dtype : {DType::f64, DType::f32})
+  if (const std::string why = missing_gpus(); !why.empty()) GTEST_SKIP() << why;
+  const Group world = world_group();
+  const Group sp = ParallelContext::create(world, {.sp = world.size()}, kTestDevice).sp;
+  const std::vector<DType> dtypes =
+      kTestDevice == Device::cpu ? std::vector{DType::f64, DType::f32} : std::vector{DType::f32};
+  for (const DType dtype : dtypes)
     for (const std::int64_t chunk_rows : {7, 14})
-      for (const std::int64_t channels : {5, 37}) check_chunk(dtype, chunk_rows, channels);
+      for (const std::int64_t channels : {5, 37}) check_chunk(sp, dtype, chunk_rows, channels);
 }
 
 }  // namespace
