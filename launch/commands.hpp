@@ -12,5 +12,6 @@ int eval_command(const std::vector<std::string>& args);
 int tokenize_command(const std::vector<std::string>& args);
 int verify_command(const std::vector<std::string>& args);
 int bench_command(const std::vector<std::string>& args);
+int export_command(const std::vector<std::string>& args);
 
 }  // namespace ratrain

@@ -3,6 +3,7 @@
 //   ratrain eval     [config.ini] model.weights=MODEL.h5 [section.key=value ...]
 //   ratrain tokenize --input TEXT --output DIR [--tokenizer byte|sentencepiece] ...
 //   ratrain verify   REF.h5 [--dtype f64|f32]
+//   ratrain export   MODEL.h5|CHECKPOINT|RUN --output OUT.pt [--head-name NAME]
 // Library code throws ratrain::Error; this is the one place that turns it into a
 // message on stderr and a non-zero exit status.
 //
@@ -28,7 +29,8 @@ constexpr const char* kUsage =
     "  eval      [config.ini] model.weights=FILE ...    validation loss in dense and sparse mode\n"
     "  tokenize  --input TEXT --output DIR ...          text (one document per line) -> token files\n"
     "  verify    REF.h5 [--device cpu|cuda] [--dtype D] compare with a golden fixture file\n"
-    "  bench     [config.ini] [section.key=value ...]   time training iterations on synthetic tokens\n";
+    "  bench     [config.ini] [section.key=value ...]   time training iterations on synthetic tokens\n"
+    "  export    SRC --output OUT.pt [--head-name N]    state dict for PyTorch (the authors' names)\n";
 
 int dispatch(const std::string& command, const std::vector<std::string>& args) {
   if (command == "train") return ratrain::train_command(args);
@@ -36,6 +38,7 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
   if (command == "tokenize") return ratrain::tokenize_command(args);
   if (command == "verify") return ratrain::verify_command(args);
   if (command == "bench") return ratrain::bench_command(args);
+  if (command == "export") return ratrain::export_command(args);
   if (command == "help" || command == "--help" || command == "-h") {
     std::fputs(kUsage, stdout);
     return 0;
