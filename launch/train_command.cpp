@@ -199,19 +199,20 @@ int train_command(const std::vector<std::string>& args) {
     if (validation.enabled() && config.eval.every > 0 && (it + 1) % config.eval.every == 0 &&
         it + 1 != last)
       validation.run(*model, it + 1, metrics_out);
-    const bool saved = checkpoints.due(it + 1, last);
-    if (saved)
+    const auto save_checkpoint = [&] {
       checkpoints.save({.iteration = it + 1, .data_cursor = data_cursor}, model->params(),
                        optimizer);
+    };
+    const bool saved = checkpoints.due(it + 1, last);
+    if (saved)
+      save_checkpoint();
     else
       checkpoints.poll();
     if (const int signal = stop_signals.agreed(world); signal != 0 && it + 1 < last) {
       log_info("received ", signal == SIGTERM ? "SIGTERM" : "SIGUSR1", ": stopping after "
                "iteration ", it + 1, " with a checkpoint; exit status ", kExitRequeue,
                " asks for a requeue");
-      if (!saved)
-        checkpoints.save({.iteration = it + 1, .data_cursor = data_cursor}, model->params(),
-                         optimizer);
+      if (!saved) save_checkpoint();
       checkpoints.finish();
       // Every rank leaves only after world rank 0 has committed: under srun
       // --kill-on-bad-exit the first task to exit ends the others, and an MPI whose

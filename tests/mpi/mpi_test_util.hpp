@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "parallel/mpi_group.hpp"
+#include "parallel/parallel_context.hpp"
 #include "parallel/rank_layout.hpp"
 #include "runtime/device_memory.hpp"
 
@@ -93,6 +94,20 @@ inline std::vector<ParallelSizes> layouts_for(int world_size) {
     default:
       return {ParallelSizes{.tp = world_size}, ParallelSizes{.dp = world_size}};
   }
+}
+
+// The four groups of every layout of layouts_for(world size), made for `device` (NCCL
+// communicators for Device::cuda). Collective over `world`.
+inline std::vector<GroupCase> layout_groups(const Group& world, Device device) {
+  std::vector<GroupCase> cases;
+  for (const ParallelSizes& sizes : layouts_for(world.size())) {
+    const ParallelContext ctx = ParallelContext::create(world, sizes, device);
+    const RankPlacement placement = place_rank(sizes, world.size(), world.rank());
+    for (const Axis axis : kAxes)
+      cases.push_back({to_string(sizes) + ", " + std::string(axis_name(axis)) + " group",
+                       ctx.group(axis), placement.group(axis)});
+  }
+  return cases;
 }
 
 // The world ranks of `group`'s members in group-rank order, gathered from the members

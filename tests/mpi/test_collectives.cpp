@@ -26,13 +26,7 @@ std::vector<GroupCase> every_group() {
   std::vector<int> everyone(world.size());
   for (int r = 0; r < world.size(); ++r) everyone[r] = r;
   std::vector<GroupCase> cases = {{"world", world, everyone}};
-  for (const ParallelSizes& sizes : layouts_for(world.size())) {
-    const ParallelContext ctx = ParallelContext::create(world, sizes);
-    const RankPlacement placement = place_rank(sizes, world.size(), world.rank());
-    for (const Axis axis : kAxes)
-      cases.push_back({to_string(sizes) + ", " + std::string(axis_name(axis)) + " group",
-                       ctx.group(axis), placement.group(axis)});
-  }
+  for (GroupCase& c : layout_groups(world, Device::cpu)) cases.push_back(std::move(c));
   return cases;
 }
 

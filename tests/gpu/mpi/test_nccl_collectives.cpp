@@ -20,17 +20,9 @@ namespace {
 class NcclCollectives : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (const std::string why = missing_gpus(); !why.empty()) GTEST_SKIP() << why;
     const Group world = world_group();
-    if (visible_gpus() < world.size())
-      GTEST_SKIP() << "needs one GPU per rank: " << world.size() << " ranks, " << visible_gpus()
-                   << " GPU(s)";
-    for (const ParallelSizes& sizes : layouts_for(world.size())) {
-      const ParallelContext ctx = ParallelContext::create(world, sizes, Device::cuda);
-      const RankPlacement placement = place_rank(sizes, world.size(), world.rank());
-      for (const Axis axis : kAxes)
-        cases_.push_back({to_string(sizes) + ", " + std::string(axis_name(axis)) + " group",
-                          ctx.group(axis), placement.group(axis)});
-    }
+    cases_ = layout_groups(world, Device::cuda);
     me_ = world.rank();
   }
 
