@@ -3,6 +3,8 @@
 #include "io/checkpoint_resume.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include "io/checkpoint_folder.hpp"
@@ -63,6 +65,14 @@ std::vector<std::string> candidates(const CheckpointSettings& s) {
           kCheckpointLatestFile, "' file); give one of those, auto or none");
 }
 
+// "1.234 s" from a to b, for the log.
+std::string seconds_between(std::chrono::steady_clock::time_point a,
+                            std::chrono::steady_clock::time_point b) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f s", std::chrono::duration<double>(b - a).count());
+  return text;
+}
+
 // What the user can do when the last candidate fails.
 std::string remedy(const CheckpointSettings& s) {
   if (s.resume != "auto") return "; give another checkpoint folder as checkpoint.resume";
@@ -87,6 +97,7 @@ std::optional<CheckpointMeta> resume_from_checkpoint(const CheckpointSettings& s
     } catch (const Error& e) {
       problem = e.what();
     }
+    const auto start = std::chrono::steady_clock::now();
     if (meta) problem = verify_checkpoint_files(folder, *meta, world.rank(), world.size());
     if (const std::optional<std::string> failure = first_problem(world, problem)) {
       RT_REQUIRE(i + 1 < folders.size(), "cannot resume from checkpoint '", folder,
@@ -96,9 +107,11 @@ std::optional<CheckpointMeta> resume_from_checkpoint(const CheckpointSettings& s
                  "); falling back to '", folders[i + 1], "'");
       continue;
     }
+    const auto verified = std::chrono::steady_clock::now();
     load_checkpoint_state(folder, *meta, store, optimizer, ctx);
     log_info("resumed from ", folder, " (iteration ", meta->iteration, ", saved under ",
-             to_string(meta->layout), ")");
+             to_string(meta->layout), "; verified in ", seconds_between(start, verified),
+             ", loaded in ", seconds_between(verified, std::chrono::steady_clock::now()), ")");
     return meta;
   }
   if (settings.resume == "auto")

@@ -76,6 +76,7 @@ const std::vector<ConfigKey>& run_config_schema() {
       {"run.dir", K::string, "runs/default", "output folder: metrics.jsonl, model.h5, config.ini"},
       {"run.log_every", K::integer, "1", "iterations between progress lines"},
       {"train.stop_at", K::integer, "0", "end this launch after that many iterations (the schedule still spans train.iters; resume continues); 0 = train.iters"},
+      {"train.hang_timeout_s", K::integer, "1800", "seconds an iteration (or the final validation, checkpoint commit, model save) may run before its rank ends the job with exit status 70 (a hung peer would stall every rank); 0 = off"},
       {"checkpoint.dir", K::string, "", "checkpoint folder; empty = <run.dir>/checkpoints"},
       {"checkpoint.every", K::integer, "0", "iterations between checkpoints, plus one at the end of a launch (0 = none)"},
       {"checkpoint.keep", K::integer, "3", "complete checkpoints kept (the newest; older ones are deleted)"},
@@ -168,6 +169,12 @@ RunConfig load_run_config(const std::string& ini_path, const std::vector<std::st
   c.train.stop_at = r.get_int("train.stop_at");
   RT_REQUIRE(c.train.stop_at >= 0 && c.train.stop_at <= c.train.iters, "train.stop_at must be in "
              "[0, train.iters = ", c.train.iters, "] (got ", c.train.stop_at, ")");
+  // A year at most: a deadline further out could overflow steady_clock's nanoseconds.
+  constexpr std::int64_t kMaxHangTimeout = 365LL * 24 * 3600;
+  c.train.hang_timeout_s = r.get_int("train.hang_timeout_s");
+  RT_REQUIRE(c.train.hang_timeout_s >= 0 && c.train.hang_timeout_s <= kMaxHangTimeout,
+             "train.hang_timeout_s must be in [0, ", kMaxHangTimeout, "] seconds (0 = no hang "
+             "watchdog; got ", c.train.hang_timeout_s, ")");
   const std::string& checkpoint_dir = r.get_string("checkpoint.dir");
   c.checkpoint = {.dir = checkpoint_dir.empty() ? c.run_dir + "/checkpoints" : checkpoint_dir,
                   .every = r.get_int("checkpoint.every"),

@@ -36,6 +36,9 @@ struct TrainSettings {
   bool recompute = false;
   std::string weights;  // model.weights: file to start from / evaluate; empty = fresh init
   std::int64_t stop_at = 0;  // train.stop_at: this launch ends after that iteration; 0 = iters
+  // train.hang_timeout_s: a rank whose iteration (or final phase) runs longer ends the job
+  // (launch/step_watchdog.hpp); 0 = no watchdog.
+  std::int64_t hang_timeout_s = 1800;
 };
 
 struct EvalSettings {

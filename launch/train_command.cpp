@@ -6,7 +6,9 @@
 // every checkpoint.every iterations and at the end (io/checkpoint_saver.hpp); a launch
 // may end early at train.stop_at, and a resumed one continues exactly where it stopped.
 // SIGUSR1 or SIGTERM (launch/stop_signals.hpp) stops it at the next step boundary with a
-// checkpoint and exit status kExitRequeue, for the Slurm template to requeue.
+// checkpoint and exit status kExitRequeue, for the Slurm template to requeue. An
+// iteration (or final phase) running past train.hang_timeout_s ends the job with
+// kExitHang (launch/step_watchdog.hpp) instead of letting a hung rank stall the others.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -23,6 +25,7 @@
 #include "launch/commands.hpp"
 #include "launch/evaluation.hpp"
 #include "launch/run_setup.hpp"
+#include "launch/step_watchdog.hpp"
 #include "launch/stop_signals.hpp"
 #include "model/flops.hpp"
 #include "parallel/mpi_group.hpp"
@@ -139,7 +142,7 @@ int train_command(const std::vector<std::string>& args) {
                resumed->seed, ") is not this run's (", samples, " samples, seed ",
                config.train.seed, "): the batches will differ from an uninterrupted run");
   }
-  CheckpointSaver checkpoints(config, ctx, world, samples);
+  CheckpointSaver checkpoints(config, ctx, world, samples, model->params(), optimizer);
   const std::int64_t first = trainer.iter();
   const std::int64_t last = config.train.stop_at > 0 ? config.train.stop_at : config.train.iters;
   const auto modes = schedule_modes(config.train.schedule);
@@ -157,8 +160,10 @@ int train_command(const std::vector<std::string>& args) {
   if (validation.enabled() && config.eval.every > 0 && !resumed)
     validation.run(*model, 0, metrics_out);
   const StopSignals stop_signals;
+  StepWatchdog watchdog(config.train.hang_timeout_s, ctx.world_rank);
   const auto start = std::chrono::steady_clock::now();
   for (std::int64_t it = first; it < last; ++it) {
+    watchdog.arm(it + 1);
     const auto t0 = std::chrono::steady_clock::now();
     const Batch batch = make_batch(train, order, data_cursor, config.train.batch_size,
                                    config.train.seq_len, data.eos_id);
@@ -200,8 +205,7 @@ int train_command(const std::vector<std::string>& args) {
         it + 1 != last)
       validation.run(*model, it + 1, metrics_out);
     const auto save_checkpoint = [&] {
-      checkpoints.save({.iteration = it + 1, .data_cursor = data_cursor}, model->params(),
-                       optimizer);
+      checkpoints.save({.iteration = it + 1, .data_cursor = data_cursor});
     };
     const bool saved = checkpoints.due(it + 1, last);
     if (saved)
@@ -212,6 +216,7 @@ int train_command(const std::vector<std::string>& args) {
       log_info("received ", signal == SIGTERM ? "SIGTERM" : "SIGUSR1", ": stopping after "
                "iteration ", it + 1, " with a checkpoint; exit status ", kExitRequeue,
                " asks for a requeue");
+      watchdog.arm(it + 1, "checkpoint on a stop signal");  // a fresh clock for the save
       if (!saved) save_checkpoint();
       checkpoints.finish();
       // Every rank leaves only after world rank 0 has committed: under srun
@@ -220,12 +225,17 @@ int train_command(const std::vector<std::string>& args) {
       world.barrier();
       return kExitRequeue;
     }
+    watchdog.disarm();
   }
+  watchdog.arm(last, "final validation");
   if (validation.enabled()) validation.run(*model, last, metrics_out);
+  watchdog.arm(last, "checkpoint finish");
   checkpoints.finish();
 
   const std::string model_path = config.run_dir + "/model.h5";
+  watchdog.arm(last, "model.h5 save");
   save_model_file(model_path, config.model, model->params(), ctx);
+  watchdog.disarm();
   log_info("done: weights in ", model_path, ", metrics in ", config.run_dir, "/metrics.jsonl");
   return 0;
 }

@@ -79,6 +79,10 @@ double AdamW::step(double lr) {
                               .eps = config_.eps,
                               .weight_decay = config_.weight_decay,
                               .step = steps_};
+  if (state_reader_) {  // see order_next_update_after
+    state_reader_->order_compute_after();
+    state_reader_.reset();
+  }
   Tensor& values = store_.optimizer_values();
   for (const ShardRange& r : buckets_.shard()) {
     Tensor shard_values = values.flat_view(r.flat_begin, {r.numel});

@@ -41,6 +41,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -48,6 +49,7 @@
 #include "model/grad_buckets.hpp"
 #include "model/param_store.hpp"
 #include "parallel/parallel_context.hpp"
+#include "runtime/async_host_copy.hpp"
 
 namespace ratrain {
 
@@ -82,6 +84,15 @@ class AdamW {
   // (S,) moments of this rank's shard; shard_ranges() says which flat element each is.
   Tensor& first_moment() { return m_; }
   Tensor& second_moment() { return v_; }
+  const Tensor& first_moment() const { return m_; }
+  const Tensor& second_moment() const { return v_; }
+  // `reader` copies the shard's values and moments to the host beside the training (an
+  // asynchronous checkpoint, io/checkpoint_writer.hpp): the next step's update, the
+  // first work that changes them, waits for it on the device; the forward and backward
+  // passes before it run concurrently with the copy. One reader at a time.
+  void order_next_update_after(std::shared_ptr<const AsyncHostCopies> reader) {
+    state_reader_ = std::move(reader);
+  }
   // The pieces of this rank's shard: one range with dp = 1 or with a single bucket, else
   // one per bucket.
   const std::vector<ShardRange>& shard_ranges() const { return buckets_.shard(); }
@@ -111,6 +122,7 @@ class AdamW {
   Group tied_stages_;
   GradBuckets buckets_;
   Tensor m_, v_;  // (S,)
+  std::shared_ptr<const AsyncHostCopies> state_reader_;
   std::int64_t steps_ = 0;
 };
 

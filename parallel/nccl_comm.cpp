@@ -8,8 +8,8 @@
 #include <exception>
 #include <utility>
 
-#include "kernels/cuda/cuda_ops.hpp"
 #include "parallel/mpi_check.hpp"
+#include "runtime/compute_stream.hpp"
 #include "runtime/cuda_check.hpp"
 #include "runtime/log.hpp"
 
@@ -39,15 +39,9 @@ std::string nccl_describe(ncclResult_t result) {
 namespace ratrain::detail {
 namespace {
 
-// The process's communication stream, never destroyed: groups may outlive main()'s
-// CUDA teardown order, and the driver reclaims it at exit. Non-blocking, so that it
-// does not synchronise with the legacy default stream the kernels run on.
+// The process's communication stream (one for every group: nccl_comm.hpp says why).
 cudaStream_t communication_stream() {
-  static cudaStream_t stream = [] {
-    cudaStream_t s = nullptr;
-    RT_CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    return s;
-  }();
+  static const cudaStream_t stream = cuda::new_side_stream();
   return stream;
 }
 

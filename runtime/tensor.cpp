@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "runtime/allocator.hpp"
+#include "runtime/async_host_copy.hpp"
 #include "runtime/device_memory.hpp"
 
 namespace ratrain {
@@ -21,13 +22,25 @@ std::int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
-Tensor Tensor::allocate(Shape shape, DType dtype, Device device, Fill fill) {
+Tensor Tensor::unallocated(Shape shape, DType dtype, Device device) {
   for (auto s : shape) RT_REQUIRE(s >= 0, "negative dimension in shape ", shape_str(shape));
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
   t.device_ = device;
+  return t;
+}
+
+Tensor Tensor::allocate(Shape shape, DType dtype, Device device, Fill fill) {
+  Tensor t = unallocated(std::move(shape), dtype, device);
   t.storage_ = allocate_storage(t.nbytes(), device, fill);
+  t.data_ = t.storage_.get();
+  return t;
+}
+
+Tensor Tensor::empty_pinned(Shape shape, DType dtype) {
+  Tensor t = unallocated(std::move(shape), dtype, Device::cpu);
+  t.storage_ = allocate_pinned_host_storage(t.nbytes());
   t.data_ = t.storage_.get();
   return t;
 }

@@ -30,6 +30,9 @@ class Tensor {
   // that are written before they are read.
   static Tensor empty(Shape shape, DType dtype, Device device = Device::cpu);
   static Tensor zeros(Shape shape, DType dtype, Device device = Device::cpu);
+  // A host tensor in page-locked memory (runtime/async_host_copy.hpp: copies from the GPU
+  // run asynchronously into it); ordinary host memory without CUDA. Contents unspecified.
+  static Tensor empty_pinned(Shape shape, DType dtype);
 
   bool defined() const { return data_ != nullptr || shape_numel(shape_) == 0; }
   const Shape& shape() const { return shape_; }
@@ -67,6 +70,8 @@ class Tensor {
 
  private:
   static Tensor allocate(Shape shape, DType dtype, Device device, Fill fill);
+  // A tensor of `shape` without storage yet (shape checked).
+  static Tensor unallocated(Shape shape, DType dtype, Device device);
 
   std::shared_ptr<std::byte> storage_;
   std::byte* data_ = nullptr;

@@ -8,15 +8,10 @@
 #include <cuda_runtime_api.h>
 
 #include "kernels/ops.hpp"
+#include "runtime/compute_stream.hpp"
 #include "runtime/tensor.hpp"
 
 namespace ratrain::cuda {
-
-// The stream every op enqueues on. For now the legacy default stream, so that the
-// synchronous host<->device copies of runtime/device_memory order with the kernels;
-// a dedicated stream (with events for copies and the caching allocator) comes with
-// the step-level overlap work.
-inline cudaStream_t compute_stream() { return nullptr; }
 
 // x, y (N, C), w (C) in one storage type (bf16 or f32); rstd (N) and dw (C) f32.
 void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, Tensor& y, Tensor& rstd,

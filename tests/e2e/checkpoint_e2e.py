@@ -21,15 +21,22 @@ fault: under mpirun -np 2 (dp=2), one rank SIGKILLed while a checkpoint is being
   a bounded time; `latest` still names the previous complete checkpoint, which a relaunch
   verifies (CRC of every dataset) and resumes from, continuing exactly as the
   uninterrupted run. One rank killed mid-step also ends the job within that time.
+hang: under mpirun -np 2 (dp=2) with train.hang_timeout_s=5, one rank SIGSTOPped
+  mid-training (a hung rank: alive, never joining the next collective) makes the other
+  rank's watchdog (launch/step_watchdog.hpp) print one line naming itself, the iteration
+  and the timeout and end with exit status 70, and mpirun end the job non-zero (not 75,
+  which would requeue) within the timeout plus 30 s. Once stopping rank 1, once rank 0.
+  (mpirun sends SIGCONT before its kill: the stopped rank may print its own line too.)
 index: index.h5 of a 2-rank tensor-parallel run, read with h5py, holds every parameter
   as the global tensor, bitwise the model.h5 the run wrote, and the moments in the same
   shapes; h5dump reads a virtual dataset whole.
 
-Usage: checkpoint_e2e.py resume|signal|fault|index RATRAIN MPIEXEC TEXT WORK [H5DIFF|H5DUMP]
+Usage: checkpoint_e2e.py resume|signal|fault|hang|index RATRAIN MPIEXEC TEXT WORK [H5DIFF|H5DUMP]
 """
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -266,6 +273,83 @@ def fault_test(runner, _tool):
     print(f"relaunch verified and resumed {latest}; {FAULT_ITERS} iterations as uninterrupted")
 
 
+HANG_TIMEOUT_S = 5
+# How long a job may take to end once one of its ranks hangs: the watchdog's timeout plus
+# the launcher ending the others (the stopped rank too: SIGKILL ends a stopped process).
+HANG_DEADLINE_S = HANG_TIMEOUT_S + 30
+# More iterations than the test lets run: the stop always lands mid-training.
+HANG_ITERS = 10000
+EXIT_HANG = 70  # launch/step_watchdog.hpp kExitHang
+
+
+def world_rank(pid):
+    """The MPI world rank of a process that mpirun started (Open MPI's environment)."""
+    for entry in pathlib.Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        if entry.startswith(b"OMPI_COMM_WORLD_RANK="):
+            return int(entry.split(b"=", 1)[1])
+    require(False, f"process {pid} has no OMPI_COMM_WORLD_RANK in its environment")
+
+
+def end_leftovers(pids, ratrain):
+    """SIGKILLs (which ends a stopped process too) and SIGCONTs whichever of `pids` still
+    runs `ratrain`: no stopped rank may outlive the test, and a pid reused since is spared."""
+    for pid in pids:
+        try:
+            if ratrain not in pathlib.Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                continue
+            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGCONT)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+
+
+def hang_test(runner, _tool):
+    for stopped_rank in (1, 0):
+        running_rank = 1 - stopped_rank
+        run_dir = runner.work / f"hang_stop_rank{stopped_rank}"
+        process = subprocess.Popen(
+            runner.command(2, run_dir, "parallel.dp=2", f"train.iters={HANG_ITERS}",
+                           f"train.hang_timeout_s={HANG_TIMEOUT_S}"),
+            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env={**os.environ, **MPI_ENV})
+        ranks = {}
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and process.poll() is None:
+                if (run_dir / "metrics.jsonl").exists() and len(train_lines(run_dir)) > 2:
+                    break
+                time.sleep(0.01)
+            require(process.poll() is None and (run_dir / "metrics.jsonl").exists() and
+                    len(train_lines(run_dir)) > 2, "3 iterations ran and the run goes on")
+            ranks = {world_rank(pid): pid for pid in rank_processes(process.pid)}
+            require(sorted(ranks) == [0, 1], f"mpirun runs ranks 0 and 1 (found {ranks})")
+            os.kill(ranks[stopped_rank], signal.SIGSTOP)
+            stopped = time.monotonic()
+            try:
+                output, _ = process.communicate(timeout=HANG_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                require(False, f"the job still ran {HANG_DEADLINE_S} s after rank {stopped_rank} "
+                        "was stopped")
+            took = time.monotonic() - stopped
+        finally:
+            end_leftovers(ranks.values(), str(runner.ratrain))
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        sys.stdout.write(output[-3000:])
+        status = process.returncode
+        require(status != 0 and status != EXIT_REQUEUE,
+                f"stopped rank {stopped_rank}: exit status {status}, expected non-zero and not "
+                f"{EXIT_REQUEUE} (a requeue)")
+        line = (rf"error: rank {running_rank} on \S+: iteration \d+ has not finished after \d+ s "
+                rf"\(train\.hang_timeout_s = {HANG_TIMEOUT_S}\); aborting the job with exit "
+                rf"status {EXIT_HANG}")
+        require(re.search(line, output),
+                f"stopped rank {stopped_rank}: rank {running_rank}'s watchdog line in the output")
+        print(f"rank {stopped_rank} stopped: rank {running_rank}'s watchdog ended the job "
+              f"{took:.1f} s later with exit status {status}")
+
+
 def index_test(runner, h5dump):
     import h5py
     import numpy as np
@@ -296,7 +380,7 @@ def main():
     mode, ratrain, mpiexec, text, work, tool = sys.argv[1:7]
     runner = Runner(ratrain, mpiexec, text, work)
     {"resume": resume_test, "signal": signal_test, "fault": fault_test,
-     "index": index_test}[mode](runner, tool)
+     "hang": hang_test, "index": index_test}[mode](runner, tool)
 
 
 if __name__ == "__main__":

@@ -94,9 +94,9 @@ TEST(Checkpoint, SavedUnderALayoutResumesBitwiseAndShowsGlobalTensors) {
     const test::TrainingState saved = test::trained_state(ctx, kIterations);
     const RunConfig config = test::checkpoint_run_config(dir);
     {
-      CheckpointSaver saver(config, ctx, world, /*data_samples=*/100);
-      saver.save({.iteration = kIterations, .data_cursor = 8}, saved.model->params(),
-                 *saved.optimizer);
+      CheckpointSaver saver(config, ctx, world, /*data_samples=*/100, saved.model->params(),
+                            *saved.optimizer);
+      saver.save({.iteration = kIterations, .data_cursor = 8});
       saver.finish();
     }
     world.barrier();  // rank 0's commit is done: `latest` exists for every rank

@@ -32,9 +32,9 @@ class Checkpoint : public ::testing::Test {
   void save(const test::TrainingState& state, std::int64_t iteration,
             std::vector<std::string> overrides = {}) {
     const RunConfig config = test::checkpoint_run_config(checkpoints_, std::move(overrides));
-    CheckpointSaver saver(config, ctx_, Group::single(), kSamples);
-    saver.save({.iteration = iteration, .data_cursor = 4 * iteration}, state.model->params(),
-               *state.optimizer);
+    CheckpointSaver saver(config, ctx_, Group::single(), kSamples, state.model->params(),
+                          *state.optimizer);
+    saver.save({.iteration = iteration, .data_cursor = 4 * iteration});
     saver.finish();
   }
 
@@ -174,8 +174,9 @@ TEST_F(Checkpoint, KeepsTheNewestAndPointsLatestAtTheLastSave) {
 TEST_F(Checkpoint, PollCommitsOnceTheBackgroundWriteIsDone) {
   const test::TrainingState state = test::trained_state(ctx_, 1);
   const RunConfig config = test::checkpoint_run_config(checkpoints_);
-  CheckpointSaver saver(config, ctx_, Group::single(), kSamples);
-  saver.save({.iteration = 1, .data_cursor = 4}, state.model->params(), *state.optimizer);
+  CheckpointSaver saver(config, ctx_, Group::single(), kSamples, state.model->params(),
+                        *state.optimizer);
+  saver.save({.iteration = 1, .data_cursor = 4});
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!fs::exists(checkpoints_ + "/latest") && std::chrono::steady_clock::now() < deadline) {
     saver.poll();  // what the training loop does once per iteration

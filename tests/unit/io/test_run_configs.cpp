@@ -54,6 +54,15 @@ TEST(RunConfigs, ParallelSizesAreRankCounts) {
       << message;
 }
 
+// The hang watchdog is on by default (launch/step_watchdog.hpp); 0 turns it off.
+TEST(RunConfigs, HangTimeoutDefaultsToHalfAnHourAndIsNotNegative) {
+  EXPECT_EQ(load_run_config("", {}).train.hang_timeout_s, 1800);
+  EXPECT_EQ(load_run_config("", {"train.hang_timeout_s=0"}).train.hang_timeout_s, 0);
+  const std::string message = error_of([] { load_run_config("", {"train.hang_timeout_s=-5"}); });
+  EXPECT_NE(message.find("train.hang_timeout_s must be in [0, 31536000] seconds (0 = no hang "
+                         "watchdog; got -5)"), std::string::npos) << message;
+}
+
 // Pipeline stages hold equal layer ranges: any stage count that divides the layers.
 TEST(RunConfigs, PipelineStagesMustDivideTheLayers) {
   const std::vector<std::string> four_layers = {"model.vocab_size=259", "model.num_layers=4"};
