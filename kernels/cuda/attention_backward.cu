@@ -14,24 +14,18 @@
 //      which key tiles add to a row varies); dk and dv are.
 //   3. bf16 only: the scratch rounded into dq.
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cuda/attention_backward_mma.cuh"
 #include "kernels/cuda/attention_backward_simt.cuh"
 #include "kernels/cuda/attention_backward_wgmma.cuh"
 #include "kernels/cuda/cuda_ops.hpp"
-#include "runtime/cuda_elementwise.cuh"
+#include "kernels/cuda/dq_accumulator.cuh"
 
 namespace ratrain::cuda {
 namespace {
 
 constexpr const char* kOp = "attention_backward";
-
-template <typename T>
-struct RoundAccumulator {
-  const float* acc;
-  T* out;
-  __device__ void operator()(std::int64_t i) const { out[i] = from_float<T>(acc[i]); }
-};
 
 template <typename Cfg, typename Kernel>
 void launch_backward_tensor_cores(Kernel kernel, const BackwardArgs<__nv_bfloat16>& args,
@@ -66,20 +60,16 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
     using T = decltype(tag);
     launch_attention_delta(cptr<T>(out), cptr<T>(dout), ptr<float>(delta), shape, stream);
 
-    constexpr bool kF32 = std::is_same_v<T, float>;
-    // (B, T, H, dh) fp32 dq accumulator: dq itself when f32.
-    const Tensor scratch = kF32 ? Tensor() : Tensor::empty(q.shape(), DType::f32, Device::cuda);
-    float* dq_acc = kF32 ? static_cast<float*>(dq.raw()) : ptr<float>(scratch);
-    RT_CHECK_CUDA(cudaMemsetAsync(dq_acc, 0, sizeof(float) * static_cast<std::size_t>(q.numel()), stream));
+    const DqAccumulator<T> dq_acc(dq, DqUpdate::overwrite, stream);
 
     const BackwardArgs<T> args{cptr<T>(q),        cptr<T>(k),           cptr<T>(v),
                                cptr<T>(dout),     cptr<float>(lse),     cptr<float>(delta),
-                               dq_acc,            ptr<T>(dk),           ptr<T>(dv),
+                               dq_acc.data(),     ptr<T>(dk),           ptr<T>(dv),
                                shape,             keys,
                                static_cast<float>(scale * 1.4426950408889634),
                                static_cast<float>(scale)};
     bool done = false;
-    if constexpr (!kF32) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
       if (mma_supports(shape, {&q, &k, &v, &dout, &dk, &dv})) {
         if (shape.dh == WgmmaBackwardConfig::kD)
           launch_backward_tensor_cores<WgmmaBackwardConfig>(attention_backward_wgmma_kernel, args, stream);
@@ -89,7 +79,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
       }
     }
     if (!done) launch_backward_simt(args, stream);
-    if constexpr (!kF32) launch_elementwise(RoundAccumulator<T>{dq_acc, ptr<T>(dq)}, q.numel(), stream);
+    dq_acc.finish(stream);
   });
 }
 

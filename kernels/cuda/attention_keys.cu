@@ -35,7 +35,7 @@
 #include "kernels/cuda/attention_forward_simt.cuh"
 #include "kernels/cuda/attention_keys.cuh"
 #include "kernels/cuda/cuda_ops.hpp"
-#include "runtime/cuda_elementwise.cuh"
+#include "kernels/cuda/dq_accumulator.cuh"
 
 namespace ratrain::cuda {
 namespace {
@@ -278,14 +278,6 @@ __global__ void attention_merge_kernel(T* out, float* lse, const T* part_out,
   if (lane == 0) lse[stat] = m + logf(total);
 }
 
-// dq[i] += acc[i], once per element.
-template <typename T>
-struct AddAccumulator {
-  const float* acc;
-  T* out;
-  __device__ void operator()(std::int64_t i) const { out[i] = from_float<T>(to_float(out[i]) + acc[i]); }
-};
-
 // ---- host side --------------------------------------------------------------------------
 
 // The key set's view for the kernels and the device list of global rows it points to.
@@ -373,12 +365,7 @@ void attention_backward_keys(const Tensor& q, std::int64_t q_begin, const Tensor
     using T = decltype(tag);
     launch_attention_delta(cptr<T>(out), cptr<T>(dout), ptr<float>(delta), q_shape, stream);
 
-    constexpr bool kF32 = std::is_same_v<T, float>;
-    // (B, Tq, H, dh) fp32 accumulator of this call's dq terms: dq itself when f32.
-    const Tensor scratch = kF32 ? Tensor() : Tensor::empty(q.shape(), DType::f32, Device::cuda);
-    float* dq_acc = kF32 ? static_cast<float*>(dq.raw()) : ptr<float>(scratch);
-    if constexpr (!kF32)
-      RT_CHECK_CUDA(cudaMemsetAsync(dq_acc, 0, sizeof(float) * static_cast<std::size_t>(q.numel()), stream));
+    const DqAccumulator<T> dq_acc(dq, DqUpdate::accumulate, stream);
 
     const KeysBackwardArgs<T> args{.q = cptr<T>(q),
                                    .dout = cptr<T>(dout),
@@ -386,7 +373,7 @@ void attention_backward_keys(const Tensor& q, std::int64_t q_begin, const Tensor
                                    .v = cptr<T>(v),
                                    .lse = cptr<float>(lse),
                                    .delta = cptr<float>(delta),
-                                   .dq_acc = dq_acc,
+                                   .dq_acc = dq_acc.data(),
                                    .dk = ptr<T>(dk),
                                    .dv = ptr<T>(dv),
                                    .q_shape = q_shape,
@@ -399,7 +386,7 @@ void attention_backward_keys(const Tensor& q, std::int64_t q_begin, const Tensor
                               attention_grid(q_shape, key_tiles, kOp), Cfg::kThreads,
                               Cfg::smem_bytes(q_shape.dh), stream, args);
     });
-    if constexpr (!kF32) launch_elementwise(AddAccumulator<T>{dq_acc, ptr<T>(dq)}, q.numel(), stream);
+    dq_acc.finish(stream);
   });
 }
 
