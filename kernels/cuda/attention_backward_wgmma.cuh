@@ -9,10 +9,11 @@
 //   P^T = 2^(S^T log2(e)/sqrt(dh) - lse log2(e)), 0 where masked; dS^T = P^T (dP^T - delta)
 //                                 in registers (rows = the warpgroup's keys)
 //   dV += P^T dO, dK += dS^T Q    4 + 4 x m64n128k16, P^T and dS^T from registers
-//                                 (bf16), dO and Q MN-major from shared memory
+//                                 (bf16), dO and Q MN-major from shared memory (after dQ)
 //   dS^T -> shared memory (128 keys x 64 queries, bf16); barrier
 //   dQ[:, 64w..64w+63] = dS K     8 x m64n64k16 over all 128 keys: dS^T read MN-major
-//                                 (the "transposed A"), K MN-major (dh block w)
+//                                 (the "transposed A"), K MN-major (dh block w); issued
+//                                 before dV, dK, so that those run during the atomics
 //   dQ added to the fp32 accumulator with float2 atomics (not bitwise deterministic:
 //   key tiles meet in a dq row in a varying order). Measured alternatives (H100, dense,
 //   T = 4K / 16K backward): staging dQ in shared memory and adding 256-byte rows with
@@ -158,16 +159,13 @@ __global__ void __launch_bounds__(WgmmaBackwardConfig::kThreads, 1)
       }
     }
 
-    wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < kQuerySteps; ++kk) {
-      wgmma::mma_rs<kD, 1>(dv, p_frag[kk], wgmma::mn_major<Cfg::kBlockM>(do_tile, 0, kk), true);
-      wgmma::mma_rs<kD, 1>(dk, ds_frag[kk], wgmma::mn_major<Cfg::kBlockM>(q_tile, 0, kk), true);
-    }
-    wgmma::commit();
     wgmma::fence_proxy_async();
     __syncthreads();  // dS^T of both warpgroups in shared memory
 
+    // dQ first, then dV and dK: waiting for the dQ group alone leaves the dV, dK products
+    // running on the tensor cores while the dQ atomics go out. They end with the step
+    // (below): they read this stage's Q and dO, which the next step's copy overwrites,
+    // and P^T, dS^T in registers.
     float dq[kHalfTiles][4];
     wgmma::fence();
 #pragma unroll
@@ -175,7 +173,13 @@ __global__ void __launch_bounds__(WgmmaBackwardConfig::kThreads, 1)
       wgmma::mma_ss<kD / 2, 1, 1>(dq, wgmma::mn_major<Cfg::kBlockN>(s_dst, 0, kk),
                                   wgmma::mn_major<Cfg::kBlockN>(s_k, group, kk), kk > 0);
     wgmma::commit();
-    wgmma::wait<0>();
+#pragma unroll
+    for (int kk = 0; kk < kQuerySteps; ++kk) {
+      wgmma::mma_rs<kD, 1>(dv, p_frag[kk], wgmma::mn_major<Cfg::kBlockM>(do_tile, 0, kk), true);
+      wgmma::mma_rs<kD, 1>(dk, ds_frag[kk], wgmma::mn_major<Cfg::kBlockM>(q_tile, 0, kk), true);
+    }
+    wgmma::commit();
+    wgmma::wait<1>();
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int i = q0 + 16 * warp + lane / 4 + 8 * h;
@@ -186,6 +190,7 @@ __global__ void __launch_bounds__(WgmmaBackwardConfig::kThreads, 1)
         atomicAdd(reinterpret_cast<float2*>(dq_row + 8 * nt),
                   make_float2(dq[nt][2 * h] * args.scale, dq[nt][2 * h + 1] * args.scale));
     }
+    wgmma::wait<0>();  // dV, dK
   }
 
   store_key_gradients(dk, dv, rows, tile.local, keys, args.dk + base, args.dv + base, stride,
