@@ -94,7 +94,13 @@ bool CheckpointSaver::due(std::int64_t iterations_done, std::int64_t last) const
 
 void CheckpointSaver::save(const TrainingProgress& progress) {
   const auto start = std::chrono::steady_clock::now();  // what training waits, all told
+  const bool was_writing = state_ != State::idle;
   complete_pending();
+  if (was_writing && world_.rank() == 0)
+    log_warn("checkpoint of iteration ", progress.iteration, ": training waited ",
+             seconds_since(start), " for the previous checkpoint to be written (saves never "
+             "overlap: it is copied into the same host buffers); checkpoint.every = ",
+             settings_.every, " iterations is shorter than a save's write");
   make_staging();
   const std::string folder = partial_folder(settings_.dir, progress.iteration);
   if (world_.rank() == 0) prepare_empty_folder(folder);
