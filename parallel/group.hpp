@@ -21,6 +21,7 @@
 
 #include <memory>
 
+#include "runtime/error.hpp"
 #include "runtime/tensor.hpp"
 
 namespace ratrain {
@@ -168,6 +169,23 @@ class Group {
   // `in` must have the element count `peer` sends and must not overlap `out`.
   void send_recv(const Tensor& out, Tensor& in, int peer) const;
 
+  // ---- a ring shift, non-blocking ---------------------------------------------------
+  // Sends `out` to rank `to` and receives `in` from rank `from` (ring attention passes
+  // blocks with to = rank + 1, from = rank - 1), returning at once: the transfer runs
+  // while the caller computes on other tensors (it may read `out` meanwhile, not write
+  // it; `in` is untouchable until the request completes). Both transfers are posted
+  // before either is waited for, so no order of the ranks' calls deadlocks, whatever the
+  // message sizes. `in` must have the element count `from` sends and must not overlap
+  // `out` (the count is not checked here: the ring's blocks all have one shape). A group
+  // of one shifts to itself: `in` gets `out`, complete at once.
+  CollectiveRequest shift_async(const Tensor& out, int to, Tensor& in, int from) const {
+    if (size_ > 1) return shift_async_multi(out, to, in, from);
+    RT_REQUIRE(to == 0 && from == 0, "Group::shift_async: a group of one shifts to itself "
+               "(rank 0), not to ", to, " from ", from);
+    in.copy_from(out);
+    return CollectiveRequest();
+  }
+
   // Returns once every rank of the group has called it.
   void barrier() const {
     if (size_ > 1) barrier_multi();
@@ -185,6 +203,7 @@ class Group {
   Tensor reduce_scatter_sum_multi(const Tensor& full) const;
   CollectiveRequest reduce_scatter_sum_async_multi(const Tensor& full, Tensor& shard) const;
   CollectiveRequest all_gather_in_place_async_multi(Tensor& full) const;
+  CollectiveRequest shift_async_multi(const Tensor& out, int to, Tensor& in, int from) const;
   void broadcast_multi(Tensor& t, int root) const;
   void barrier_multi() const;
 

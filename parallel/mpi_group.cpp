@@ -43,39 +43,48 @@ class MpiComm {
   MPI_Comm comm_;
 };
 
-// A non-blocking collective's MPI request and the tensors the operation works on: holding
-// them keeps their storage allocated for as long as MPI may read or write it.
+// A non-blocking operation's MPI requests (one for a collective; a send and a receive
+// for a ring shift) and the tensors it works on: holding them keeps their storage
+// allocated for as long as MPI may read or write it.
 class MpiRequest {
  public:
-  explicit MpiRequest(std::vector<Tensor> buffers)
-      : buffers_(std::move(buffers)), exceptions_at_start_(std::uncaught_exceptions()) {}
+  MpiRequest(std::vector<Tensor> buffers, int requests)
+      : requests_(static_cast<std::size_t>(requests), MPI_REQUEST_NULL),
+        buffers_(std::move(buffers)),
+        exceptions_at_start_(std::uncaught_exceptions()) {}
   MpiRequest(const MpiRequest&) = delete;
   MpiRequest& operator=(const MpiRequest&) = delete;
 
-  // Still in flight: waits, or parks the request while an exception unwinds (the
+  // Still in flight: waits, or parks the requests while an exception unwinds (the
   // policy and its reasons: CollectiveRequest in group.hpp). A destructor must not
   // throw: a failed wait is logged.
   ~MpiRequest() {
-    if (request_ == MPI_REQUEST_NULL) return;  // complete: MPI_Wait / MPI_Test reset it
+    if (complete()) return;  // MPI_Waitall / MPI_Testall reset every request
     if (std::uncaught_exceptions() > exceptions_at_start_) {
       log_warn("a non-blocking collective was in flight while an exception unwound: not "
                "waiting for it (the ranks may be out of step); its buffers stay allocated "
                "until the job ends");
-      parked().push_back({request_, std::move(buffers_)});
+      parked().push_back({std::move(requests_), std::move(buffers_)});
       return;
     }
     try {
-      RT_CHECK_MPI(MPI_Wait(&request_, MPI_STATUS_IGNORE));
+      wait();
     } catch (const Error& e) {
       log_warn(e.what());
     }
   }
 
-  MPI_Request* handle() { return &request_; }
+  MPI_Request* handle(int i = 0) { return &requests_.at(static_cast<std::size_t>(i)); }
+  bool test() {
+    int done = 0;
+    RT_CHECK_MPI(MPI_Testall(count(), requests_.data(), &done, MPI_STATUSES_IGNORE));
+    return done != 0;
+  }
+  void wait() { RT_CHECK_MPI(MPI_Waitall(count(), requests_.data(), MPI_STATUSES_IGNORE)); }
 
  private:
   struct Parked {
-    MPI_Request request;
+    std::vector<MPI_Request> requests;
     std::vector<Tensor> buffers;
   };
   // Never freed: MPI may still use the buffers until the process ends.
@@ -83,8 +92,14 @@ class MpiRequest {
     static auto* requests = new std::vector<Parked>;
     return *requests;
   }
+  int count() const { return static_cast<int>(requests_.size()); }
+  bool complete() const {
+    for (MPI_Request r : requests_)
+      if (r != MPI_REQUEST_NULL) return false;
+    return true;
+  }
 
-  MPI_Request request_ = MPI_REQUEST_NULL;
+  std::vector<MPI_Request> requests_;
   std::vector<Tensor> buffers_;
   int exceptions_at_start_;  // std::uncaught_exceptions() when the operation started
 };
@@ -106,10 +121,8 @@ bool CollectiveRequest::test() {
     return nccl_ == nullptr;
   }
   if (mpi_ == nullptr) return true;
-  int done = 0;
-  RT_CHECK_MPI(MPI_Test(mpi_->handle(), &done, MPI_STATUS_IGNORE));
-  if (done) mpi_.reset();
-  return done != 0;
+  if (mpi_->test()) mpi_.reset();
+  return mpi_ == nullptr;
 }
 
 void CollectiveRequest::wait() {
@@ -119,7 +132,7 @@ void CollectiveRequest::wait() {
     return;
   }
   if (mpi_ == nullptr) return;
-  RT_CHECK_MPI(MPI_Wait(mpi_->handle(), MPI_STATUS_IGNORE));
+  mpi_->wait();
   mpi_.reset();
 }
 
@@ -298,7 +311,7 @@ CollectiveRequest Group::reduce_scatter_sum_async_multi(const Tensor& full, Tens
   if (on_device(full, op))
     return CollectiveRequest(detail::nccl_reduce_scatter_sum_async(nccl(op), full, shard));
   const MpiBuffer in = host_buffer(full, op), out = host_buffer(shard, op);
-  auto started = std::make_unique<detail::MpiRequest>(std::vector<Tensor>{full, shard});
+  auto started = std::make_unique<detail::MpiRequest>(std::vector<Tensor>{full, shard}, 1);
   RT_CHECK_MPI(MPI_Ireduce_scatter_block(in.data, out.data, out.count, in.type, MPI_SUM,
                                          comm_->get(), started->handle()));
   return CollectiveRequest(std::move(started));
@@ -310,7 +323,7 @@ CollectiveRequest Group::all_gather_in_place_async_multi(Tensor& full) const {
   if (on_device(full, op))
     return CollectiveRequest(detail::nccl_all_gather_in_place_async(nccl(op), full));
   const MpiBuffer buffer = host_buffer(full, op);
-  auto started = std::make_unique<detail::MpiRequest>(std::vector<Tensor>{full});
+  auto started = std::make_unique<detail::MpiRequest>(std::vector<Tensor>{full}, 1);
   // MPI_IN_PLACE: this rank's block already sits at its place in the receive buffer.
   RT_CHECK_MPI(MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer.data,
                               buffer.count / size_, buffer.type, comm_->get(),
@@ -356,6 +369,23 @@ void Group::send_recv(const Tensor& out, Tensor& in, int peer) const {
                             received.data, received.count, received.type, peer,
                             kPointToPointTag, comm_->get(), &status));
   require_whole_message(status, received, in, peer, "send_recv");
+}
+
+CollectiveRequest Group::shift_async_multi(const Tensor& out, int to, Tensor& in, int from) const {
+  const char* const op = "shift_async";
+  require_peer(to, rank_, size_, op);
+  require_peer(from, rank_, size_, op);
+  require_same_device(out, in, op);
+  if (on_device(out, op) && on_device(in, op))
+    return CollectiveRequest(detail::nccl_shift_async(nccl(op), out, to, in, from));
+  const MpiBuffer sent = host_buffer(out, op), received = host_buffer(in, op);
+  auto started = std::make_unique<detail::MpiRequest>(std::vector<Tensor>{out, in}, 2);
+  // Both posted before either is waited for: no order of ranks can deadlock.
+  RT_CHECK_MPI(MPI_Irecv(received.data, received.count, received.type, from, kPointToPointTag,
+                         comm_->get(), started->handle(0)));
+  RT_CHECK_MPI(MPI_Isend(sent.data, sent.count, sent.type, to, kPointToPointTag, comm_->get(),
+                         started->handle(1)));
+  return CollectiveRequest(std::move(started));
 }
 
 void Group::barrier_multi() const { RT_CHECK_MPI(MPI_Barrier(comm_->get())); }

@@ -224,14 +224,27 @@ void nccl_broadcast(const NcclComm& comm, Tensor& t, int root) {
   join_compute_now();
 }
 
+namespace {
+
+// Queues on `s` the send of `out` (if any) to `to` and the receive of `in` (if any) from
+// `from`, in one NCCL group: they progress together, however large.
+void send_and_receive(const NcclComm& comm, const Tensor* out, int to, Tensor* in, int from,
+                      cudaStream_t s) {
+  RT_CHECK_NCCL(ncclGroupStart());
+  if (out) RT_CHECK_NCCL(ncclSend(out->raw(), count(*out), nccl_type(*out), to, comm.get(), s));
+  if (in) RT_CHECK_NCCL(ncclRecv(in->raw(), count(*in), nccl_type(*in), from, comm.get(), s));
+  RT_CHECK_NCCL(ncclGroupEnd());
+}
+
+}  // namespace
+
+std::unique_ptr<NcclRequest> nccl_shift_async(const NcclComm& comm, const Tensor& out, int to,
+                                              Tensor& in, int from) {
+  return start({out, in}, [&](cudaStream_t s) { send_and_receive(comm, &out, to, &in, from, s); });
+}
+
 void nccl_send_recv(const NcclComm& comm, const Tensor* out, Tensor* in, int peer) {
-  on_communication_stream([&](cudaStream_t s) {
-    // One group: the send and the receive progress together, however large.
-    RT_CHECK_NCCL(ncclGroupStart());
-    if (out) RT_CHECK_NCCL(ncclSend(out->raw(), count(*out), nccl_type(*out), peer, comm.get(), s));
-    if (in) RT_CHECK_NCCL(ncclRecv(in->raw(), count(*in), nccl_type(*in), peer, comm.get(), s));
-    RT_CHECK_NCCL(ncclGroupEnd());
-  });
+  on_communication_stream([&](cudaStream_t s) { send_and_receive(comm, out, peer, in, peer, s); });
   join_compute_now();
 }
 

@@ -80,5 +80,8 @@ std::unique_ptr<NcclRequest> nccl_all_gather_in_place_async(const NcclComm& comm
 void nccl_broadcast(const NcclComm& comm, Tensor& t, int root);
 // Point to point: `out` may be undefined (nothing sent) or `in` (nothing received).
 void nccl_send_recv(const NcclComm& comm, const Tensor* out, Tensor* in, int peer);
+// Group::shift_async: `out` to rank `to`, `in` from rank `from`, in one NCCL group.
+std::unique_ptr<NcclRequest> nccl_shift_async(const NcclComm& comm, const Tensor& out, int to,
+                                              Tensor& in, int from);
 
 }  // namespace ratrain::detail

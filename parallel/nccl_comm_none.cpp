@@ -31,6 +31,9 @@ std::unique_ptr<NcclRequest> nccl_all_gather_in_place_async(const NcclComm&, Ten
 }
 void nccl_broadcast(const NcclComm&, Tensor&, int) { no_nccl(); }
 void nccl_send_recv(const NcclComm&, const Tensor*, Tensor*, int) { no_nccl(); }
+std::unique_ptr<NcclRequest> nccl_shift_async(const NcclComm&, const Tensor&, int, Tensor&, int) {
+  no_nccl();
+}
 
 NcclRequest::NcclRequest(std::vector<Tensor> buffers, void* done_event)
     : buffers_(std::move(buffers)), done_(done_event), exceptions_at_start_(0) {}

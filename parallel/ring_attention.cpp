@@ -9,18 +9,25 @@
 // log-sum-exp (ops::attention_merge). A block of a later rank is skipped: under the
 // causal rule each of its keys follows every query here. It still travels on, keeping
 // the ring regular.
-// Backward: the block travels with its dk, dv accumulators (a stack k, v, dk, dv); each
-// rank adds its queries' terms (ops::attention_backward_keys accumulates) and dq
-// accumulates locally. After the last step rank r holds the block of rank r + 1, so one
-// more hop of the accumulators alone brings every block's dk, dv home.
+// Backward: the k, v blocks travel as in the forward; each block's dk, dv accumulators
+// follow one step behind. At step s a rank adds its queries' terms for the block it
+// holds into a scratch (ops::attention_backward_keys), receives the block's
+// accumulators from the rank that worked on it at step s - 1, adds the scratch to them
+// and sends them on; dq accumulates locally. After the last step one more hop of the
+// accumulators brings every block's dk, dv home (rank r worked last on block r + 1).
+//
+// Overlap (Group::shift_async): the next k, v block travels while the current one is
+// computed on (both only read it), and the accumulators sent at the end of step s travel
+// during step s + 1's computation, so only the first block's wait and the last hop are
+// exposed. On GPUs the transfers run on NCCL's stream beside the compute stream; over
+// MPI without a progress thread they advance mostly at the waits.
 //
 // Correct for any rule (the key-set ops apply it by position), economical for the dense
 // one; sp_attention_* use it for D = 1 only.
 //
-// Later refinements: with contiguous chunks rank r attends over r + 1 blocks, so the
-// last rank works S times as long as the first. The zigzag split (rank r holding chunks
-// r and 2S - 1 - r of 2S) balances the causal work. On GPUs the next block's transfer
-// would overlap the current block's compute; here send/recv block.
+// Later refinement: with contiguous chunks rank r attends over r + 1 blocks, so the last
+// rank works S times as long as the first. The zigzag split (rank r holding chunks r and
+// 2S - 1 - r of 2S) balances the causal work.
 //
 // Device-agnostic: the blocks, partial results and positions are made on the operands'
 // device (partial lse in lse's dtype: f32 on the GPU), so the same code runs on host
@@ -34,31 +41,19 @@
 namespace ratrain {
 namespace {
 
-// Sends `outgoing` to the next rank of the ring and receives `incoming` from the previous
-// one. The calls block, so even ranks send first and odd ranks receive first: every send
-// meets a posted receive. With S odd, ranks S - 1 and 0 are both even: the send of S - 1
-// completes once rank 0, done sending to rank 1 (which receives first), posts its receive.
-// A ring of one passes the block to itself.
-void pass_along_ring(const Group& sp, const Tensor& outgoing, Tensor& incoming) {
-  if (sp.size() == 1) return incoming.copy_from(outgoing);
-  const int next = (sp.rank() + 1) % sp.size();
-  const int previous = (sp.rank() + sp.size() - 1) % sp.size();
-  if (sp.rank() % 2 == 0) {
-    sp.send(outgoing, next);
-    sp.recv(incoming, previous);
-  } else {
-    sp.recv(incoming, previous);
-    sp.send(outgoing, next);
-  }
-}
+// The ring's neighbours of this rank: blocks go to `next` and come from `previous`.
+struct RingNeighbours {
+  int next, previous;
+  explicit RingNeighbours(const Group& sp)
+      : next((sp.rank() + 1) % sp.size()), previous((sp.rank() + sp.size() - 1) % sp.size()) {}
+};
 
 // The rank whose block this rank holds at `step`.
 int block_owner(const Group& sp, int step) { return (sp.rank() - step + sp.size()) % sp.size(); }
 
-// The block this rank starts the ring with: a stack (parts, B, Tc, H, dh) of its k and
-// v in parts 0 and 1, zeros after (backward's dk, dv accumulators).
-Tensor first_block(std::int64_t parts, const Tensor& k, const Tensor& v) {
-  Tensor block = zero_stack(parts, k, k.dim(1));
+// The block this rank starts the ring with: a stack (2, B, Tc, H, dh) of its k and v.
+Tensor first_block(const Tensor& k, const Tensor& v) {
+  Tensor block = zero_stack(2, k, k.dim(1));
   stack_part(block, 0).copy_from(k);
   stack_part(block, 1).copy_from(v);
   return block;
@@ -76,21 +71,26 @@ void ring_attention_forward(const Group& sp, const Tensor& q, const Tensor& k,
   require_chunk_operands(sp.size(), q, {{&k, "k"}, {&v, "v"}, {&out, "out"}},
                          "ring_attention_forward");
   const std::int64_t chunk = q.dim(1), q_begin = sp.rank() * chunk;
-  ops::attention_forward_keys(q, q_begin, k, v, chunk_positions(sp.rank(), chunk, q.device()),
-                              rule, out, lse);
-  Tensor block = first_block(2, k, v);        // (2, B, Tc, H, dh): k, v of the block held
+  const RingNeighbours ring(sp);
+  Tensor block = first_block(k, v);        // (2, B, Tc, H, dh): k, v of the block held
   Tensor incoming = zero_stack(2, k, chunk);  // (2, B, Tc, H, dh): the next block
   Tensor part_out = Tensor::empty(out.shape(), out.dtype(), out.device());  // (B, Tc, H, dh)
   Tensor part_lse = Tensor::empty(lse.shape(), lse.dtype(), lse.device());  // (B, H, Tc)
-  for (int step = 1; step < sp.size(); ++step) {
-    pass_along_ring(sp, block, incoming);
-    std::swap(block, incoming);
+  for (int step = 0; step < sp.size(); ++step) {
+    CollectiveRequest arriving;
+    if (step + 1 < sp.size()) arriving = sp.shift_async(block, ring.next, incoming, ring.previous);
     const int owner = block_owner(sp, step);
-    if (owner > sp.rank()) continue;  // causal: every key follows every query here
-    ops::attention_forward_keys(q, q_begin, stack_part(block, 0), stack_part(block, 1),
-                                chunk_positions(owner, chunk, q.device()), rule, part_out,
-                                part_lse);
-    ops::attention_merge(out, lse, part_out, part_lse);
+    if (step == 0) {
+      ops::attention_forward_keys(q, q_begin, k, v, chunk_positions(owner, chunk, q.device()),
+                                  rule, out, lse);
+    } else if (owner < sp.rank()) {  // later ranks' keys all follow every query here
+      ops::attention_forward_keys(q, q_begin, stack_part(block, 0), stack_part(block, 1),
+                                  chunk_positions(owner, chunk, q.device()), rule, part_out,
+                                  part_lse);
+      ops::attention_merge(out, lse, part_out, part_lse);
+    }
+    arriving.wait();
+    std::swap(block, incoming);
   }
 }
 
@@ -103,26 +103,42 @@ void ring_attention_backward(const Group& sp, const Tensor& q, const Tensor& k,
                           {&dk, "dk"}, {&dv, "dv"}},
                          "ring_attention_backward");
   const std::int64_t chunk = q.dim(1), q_begin = sp.rank() * chunk;
-  Tensor block = first_block(4, k, v);        // (4, B, Tc, H, dh): k, v, dk, dv
-  Tensor incoming = zero_stack(4, k, chunk);  // (4, B, Tc, H, dh): the next block
+  const RingNeighbours ring(sp);
+  Tensor block = first_block(k, v);            // (2, B, Tc, H, dh): k, v of the block held
+  Tensor incoming = zero_stack(2, k, chunk);      // the next k, v block
+  Tensor grads = zero_stack(2, k, chunk);         // dk, dv accumulators of the block held
+  Tensor grads_incoming = zero_stack(2, k, chunk);  // those of the next block
+  Tensor terms = zero_stack(2, k, chunk);         // this rank's dk, dv terms for the block
+  CollectiveRequest grads_arriving;
   dq.zero();
   for (int step = 0; step < sp.size(); ++step) {
-    if (step > 0) {
-      pass_along_ring(sp, block, incoming);
-      std::swap(block, incoming);
-    }
+    CollectiveRequest arriving;
+    if (step + 1 < sp.size()) arriving = sp.shift_async(block, ring.next, incoming, ring.previous);
     const int owner = block_owner(sp, step);
-    if (owner > sp.rank()) continue;  // causal: no query here sees these keys
-    Tensor block_dk = stack_part(block, 2), block_dv = stack_part(block, 3);
-    ops::attention_backward_keys(q, q_begin, stack_part(block, 0), stack_part(block, 1),
-                                 chunk_positions(owner, chunk, q.device()), out, lse, dout,
-                                 rule, dq, block_dk, block_dv);
+    const bool sees_block = owner <= sp.rank();  // causal: no query here sees later keys
+    // The block's own rank starts its accumulators (zeros); the others add to them.
+    Tensor& into = step == 0 ? grads : terms;
+    if (sees_block) {
+      if (step > 0) terms.zero();
+      Tensor into_dk = stack_part(into, 0), into_dv = stack_part(into, 1);
+      ops::attention_backward_keys(q, q_begin, stack_part(block, 0), stack_part(block, 1),
+                                   chunk_positions(owner, chunk, q.device()), out, lse, dout,
+                                   rule, dq, into_dk, into_dv);
+    }
+    if (step > 0) {
+      grads_arriving.wait();
+      std::swap(grads, grads_incoming);
+      if (sees_block) ops::add_inplace(grads, terms);
+    }
+    // On to the next rank, which works on this block next step; the last step's send
+    // takes every block home.
+    grads_arriving = sp.shift_async(grads, ring.next, grads_incoming, ring.previous);
+    arriving.wait();
+    std::swap(block, incoming);
   }
-  // The last hop: the accumulators alone, (2, B, Tc, H, dh) rows [2, 4) of the stacks.
-  Tensor arriving = incoming.rows(2, 4);
-  pass_along_ring(sp, block.rows(2, 4), arriving);
-  dk.copy_from(stack_part(arriving, 0));
-  dv.copy_from(stack_part(arriving, 1));
+  grads_arriving.wait();
+  dk.copy_from(stack_part(grads_incoming, 0));
+  dv.copy_from(stack_part(grads_incoming, 1));
 }
 
 }  // namespace ratrain

@@ -327,6 +327,38 @@ TEST(Collectives, SendRecvOfLargeMessagesBothWaysAtOnce) {
   world.barrier();
 }
 
+// Every group passes blocks around its ring, two shifts in flight at once (as ring
+// attention's k, v blocks and the accumulators one step behind), 16 MiB each so that
+// both are past MPI's eager limit: each rank gets its predecessor's blocks, whatever the
+// order the waits come in; a group of one gets its own.
+TEST(Collectives, ShiftAsyncPassesBlocksAroundTheRing) {
+  const int me = world_rank();
+  constexpr std::int64_t n = std::int64_t{1} << 22;
+  for (const GroupCase& c : every_group()) {
+    const int size = c.group.size(), rank = c.group.rank();
+    const int next = (rank + 1) % size, previous = (rank + size - 1) % size;
+    const Tensor first = filled({n}, DType::f32, [&](std::int64_t i) { return value(me, i); });
+    const Tensor second = filled({3, 7}, DType::f64, [&](std::int64_t i) { return -value(me, i); });
+    Tensor first_in = Tensor::empty({n}, DType::f32), second_in = Tensor::empty({3, 7}, DType::f64);
+    CollectiveRequest a = c.group.shift_async(first, next, first_in, previous);
+    CollectiveRequest b = c.group.shift_async(second, next, second_in, previous);
+    b.wait();  // the later one first
+    a.wait();
+    const int from = c.members[previous];
+    expect_elements(first_in, [&](std::int64_t i) { return value(from, i); }, c.label + " first");
+    expect_elements(second_in, [&](std::int64_t i) { return -value(from, i); }, c.label + " second");
+  }
+}
+
+TEST(Collectives, ShiftAsyncChecksItsPeers) {
+  const Group world = world_group();
+  Tensor t = Tensor::zeros({2}, DType::f32), in = Tensor::zeros({2}, DType::f32);
+  const std::string message = error_of([&] { world.shift_async(t, world.rank(), in, 0); });
+  EXPECT_NE(message.find("Group::shift_async: peer"), std::string::npos) << message;
+  const std::string alone = error_of([&] { Group::single().shift_async(t, 1, in, 0); });
+  EXPECT_NE(alone.find("a group of one shifts to itself"), std::string::npos) << alone;
+}
+
 // A longer message than the receiving tensor is an MPI error (reported through
 // RT_CHECK_MPI with the call, MPI's string and the world rank); a shorter one is ours.
 TEST(Collectives, RecvChecksTheMessageSize) {

@@ -143,6 +143,29 @@ TEST_F(NcclCollectives, BroadcastAndPointToPoint) {
   }
 }
 
+// Ring shifts of device tensors, two in flight (ring attention's blocks and accumulators):
+// the compute stream sees each result once its request is waited for.
+TEST_F(NcclCollectives, ShiftAsyncPassesDeviceBlocksAroundTheRing) {
+  constexpr std::int64_t big = std::int64_t{1} << 22;
+  for (const GroupCase& c : cases_) {
+    const int n = c.group.size(), rank = c.group.rank();
+    const int next = (rank + 1) % n, previous = (rank + n - 1) % n;
+    const Tensor first = on_gpu(filled({big}, DType::f32, [&](std::int64_t i) { return value(me_, i); }));
+    const Tensor second = on_gpu(filled({3, 7}, DType::bf16, [&](std::int64_t i) { return double(me_ + i); }));
+    Tensor first_in = Tensor::empty({big}, DType::f32, Device::cuda);
+    Tensor second_in = Tensor::empty({3, 7}, DType::bf16, Device::cuda);
+    CollectiveRequest a = c.group.shift_async(first, next, first_in, previous);
+    CollectiveRequest b = c.group.shift_async(second, next, second_in, previous);
+    b.wait();
+    a.wait();
+    const int from = c.members[previous];
+    expect_elements(on_host(first_in), [&](std::int64_t i) { return value(from, i); },
+                    c.label + " shift, first");
+    expect_elements(on_host(second_in), [&](std::int64_t i) { return double(from + i); },
+                    c.label + " shift, second");
+  }
+}
+
 // A group split from one that takes device tensors takes them too; host tensors still
 // go through MPI on the same groups; a group made without NCCL says what is missing.
 TEST_F(NcclCollectives, SplitGroupsHostTensorsAndGroupsWithoutNccl) {
