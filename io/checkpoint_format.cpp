@@ -108,7 +108,8 @@ std::uint32_t crc32_in_slices(const void* data, std::size_t bytes, std::size_t s
 #pragma omp parallel for schedule(dynamic)
   for (std::int64_t i = 0; i < slices; ++i) {
     const std::size_t at = static_cast<std::size_t>(i) * slice_bytes;
-    crcs[static_cast<std::size_t>(i)] = crc32_z(empty, begin + at, std::min(slice_bytes, bytes - at));
+    crcs[static_cast<std::size_t>(i)] =
+        crc32_z(empty, begin + at, std::min(slice_bytes, bytes - at));
   }
   uLong crc = crcs[0];
   for (std::int64_t i = 1; i < slices; ++i) {

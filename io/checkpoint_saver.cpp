@@ -94,9 +94,10 @@ bool CheckpointSaver::due(std::int64_t iterations_done, std::int64_t last) const
 
 void CheckpointSaver::save(const TrainingProgress& progress) {
   const auto start = std::chrono::steady_clock::now();  // what training waits, all told
-  const bool was_writing = state_ != State::idle;
   complete_pending();
-  if (was_writing && world_.rank() == 0)
+  // Worth a warning once it costs more than an iteration's noise.
+  const bool waited = std::chrono::steady_clock::now() - start > std::chrono::milliseconds(100);
+  if (waited && world_.rank() == 0)
     log_warn("checkpoint of iteration ", progress.iteration, ": training waited ",
              seconds_since(start), " for the previous checkpoint to be written (saves never "
              "overlap: it is copied into the same host buffers); checkpoint.every = ",

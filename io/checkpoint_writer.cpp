@@ -15,7 +15,8 @@ double seconds_since(Clock::time_point start) {
 }
 
 // Queues the copy of `src` into elements [offset, offset + src.numel()) of `dst`.
-void queue_copy(AsyncHostCopies& copies, const Tensor& dst, std::int64_t offset, const Tensor& src) {
+void queue_copy(AsyncHostCopies& copies, const Tensor& dst, std::int64_t offset,
+                const Tensor& src) {
   const Tensor into = dst.flat_view(offset, {src.numel()});
   copies.copy_to_host(into.raw(), src.raw(), src.device(), src.nbytes());
 }
@@ -53,7 +54,8 @@ ShardSnapshot take_shard_snapshot(const ParamStore& store, AdamW& optimizer,
   const auto copies = std::make_shared<AsyncHostCopies>();
   const Tensor& values = store.optimizer_values();
   for (const ShardRange& r : shard)
-    queue_copy(*copies, staging.buffers[0], r.shard_offset, values.flat_view(r.flat_begin, {r.numel}));
+    queue_copy(*copies, staging.buffers[0], r.shard_offset,
+               values.flat_view(r.flat_begin, {r.numel}));
   queue_copy(*copies, staging.buffers[1], 0, optimizer.first_moment());
   queue_copy(*copies, staging.buffers[2], 0, optimizer.second_moment());
   copies->close();
@@ -84,7 +86,8 @@ ShardWriteStats write_shard(const std::string& path, const ShardSnapshot& snapsh
         start = Clock::now();
         file.write_int_attribute(kChecksumAttribute, checksum_of(piece), dataset);
         stats.checksum_s += seconds_since(start);
-        if (kStateBuffers[b] == StateBuffer::params) write_piece_description(file, dataset, p.piece);
+        if (kStateBuffers[b] == StateBuffer::params)
+          write_piece_description(file, dataset, p.piece);
         stats.bytes += piece.nbytes();
       }
     }

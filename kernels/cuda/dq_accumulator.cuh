@@ -40,7 +40,8 @@ class DqAccumulator {
         update_(update),
         scratch_(kInPlace ? Tensor() : Tensor::empty(dq.shape(), DType::f32, Device::cuda)) {
     if (kInPlace && update == DqUpdate::accumulate) return;  // atomics add to dq as it is
-    RT_CHECK_CUDA(cudaMemsetAsync(data(), 0, sizeof(float) * static_cast<std::size_t>(dq.numel()), stream));
+    RT_CHECK_CUDA(cudaMemsetAsync(data(), 0, sizeof(float) * static_cast<std::size_t>(dq.numel()),
+                                  stream));
   }
 
   float* data() const { return kInPlace ? ptr<float>(dq_) : ptr<float>(scratch_); }

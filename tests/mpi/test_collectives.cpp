@@ -346,7 +346,8 @@ TEST(Collectives, ShiftAsyncPassesBlocksAroundTheRing) {
     a.wait();
     const int from = c.members[previous];
     expect_elements(first_in, [&](std::int64_t i) { return value(from, i); }, c.label + " first");
-    expect_elements(second_in, [&](std::int64_t i) { return -value(from, i); }, c.label + " second");
+    expect_elements(second_in, [&](std::int64_t i) { return -value(from, i); },
+                    c.label + " second");
   }
 }
 

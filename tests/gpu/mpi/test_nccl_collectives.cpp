@@ -150,8 +150,10 @@ TEST_F(NcclCollectives, ShiftAsyncPassesDeviceBlocksAroundTheRing) {
   for (const GroupCase& c : cases_) {
     const int n = c.group.size(), rank = c.group.rank();
     const int next = (rank + 1) % n, previous = (rank + n - 1) % n;
-    const Tensor first = on_gpu(filled({big}, DType::f32, [&](std::int64_t i) { return value(me_, i); }));
-    const Tensor second = on_gpu(filled({3, 7}, DType::bf16, [&](std::int64_t i) { return double(me_ + i); }));
+    const Tensor first =
+        on_gpu(filled({big}, DType::f32, [&](std::int64_t i) { return value(me_, i); }));
+    const Tensor second =
+        on_gpu(filled({3, 7}, DType::bf16, [&](std::int64_t i) { return double(me_ + i); }));
     Tensor first_in = Tensor::empty({big}, DType::f32, Device::cuda);
     Tensor second_in = Tensor::empty({3, 7}, DType::bf16, Device::cuda);
     CollectiveRequest a = c.group.shift_async(first, next, first_in, previous);

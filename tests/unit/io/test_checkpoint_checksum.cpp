@@ -18,7 +18,8 @@ std::uint32_t whole_crc(const std::vector<unsigned char>& bytes, std::size_t n) 
 
 TEST(CheckpointChecksum, SlicesCombineToTheWholeBuffersCrc) {
   std::vector<unsigned char> bytes(10007);
-  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 2654435761u >> 13);
+  for (std::size_t i = 0; i < bytes.size(); ++i)
+    bytes[i] = static_cast<unsigned char>(i * 2654435761u >> 13);
   constexpr std::size_t kSlice = 1000;
   const std::size_t lengths[] = {0, 1, kSlice, 2 * kSlice - 1, 2 * kSlice, 2 * kSlice + 1,
                                  5 * kSlice, bytes.size()};
@@ -30,7 +31,8 @@ TEST(CheckpointChecksum, SlicesCombineToTheWholeBuffersCrc) {
 
 TEST(CheckpointChecksum, TensorChecksumIsTheCrcOfItsBytes) {
   Tensor t = Tensor::empty({3, 5}, DType::f32);
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = 0.5f * static_cast<float>(i) - 2.0f;
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    t.data<float>()[i] = 0.5f * static_cast<float>(i) - 2.0f;
   std::vector<unsigned char> bytes(t.nbytes());
   std::memcpy(bytes.data(), t.raw(), t.nbytes());
   EXPECT_EQ(checksum_of(t), whole_crc(bytes, bytes.size()));
