@@ -50,6 +50,17 @@ if(RATRAIN_HAVE_CUDA)
   endif()
 endif()
 
+# --- CUPTI (with CUDA): device timestamps of kernels for `ratrain bench --gaps` ------
+# Part of the CUDA toolkit (libcupti, cupti.h); optional: without it bench says so.
+set(RATRAIN_HAVE_CUPTI OFF)
+if(RATRAIN_HAVE_CUDA AND TARGET CUDA::cupti)
+  find_path(RATRAIN_CUPTI_INCLUDE cupti.h
+            HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}/extras/CUPTI/include)
+  if(RATRAIN_CUPTI_INCLUDE)
+    set(RATRAIN_HAVE_CUPTI ON)
+  endif()
+endif()
+
 # --- CBLAS ------------------------------------------------------------------
 set(RATRAIN_HAVE_CBLAS OFF)
 find_path(RATRAIN_CBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas)

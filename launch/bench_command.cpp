@@ -9,6 +9,10 @@
 // MFU's denominator is measured in the same process: the rate of an 8192^3 GEMM in the
 // model dtype through the same cuBLASLt path the model uses (on the CPU: the same GEMM
 // at 2048^3 through the CPU backend).
+// With --gaps the GPU's own timestamps of every kernel, copy and memset of the timed
+// iterations (CUPTI, runtime/gpu_activity.hpp) give the fraction of the time the GPU was
+// busy and its idle gaps of 10 us or more: the launch gaps of the step (world rank 0's
+// GPU under mpirun).
 // Output: a table on stderr and one JSON record per run on stdout (benchmarks/README.md).
 //
 // Under mpirun it times the configured parallel layout (parallel.tp, .sp, .pp, .dp) on
@@ -18,6 +22,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "io/metrics.hpp"
 #include "launch/command_line.hpp"
@@ -29,6 +34,7 @@
 #include "parallel/parallel_context.hpp"
 #include "runtime/allocator.hpp"
 #include "runtime/device_memory.hpp"
+#include "runtime/gpu_activity.hpp"
 #include "runtime/log.hpp"
 #include "runtime/rng.hpp"
 
@@ -95,13 +101,32 @@ SyntheticBatch synthetic_batch(std::int64_t batch, std::int64_t seq, std::int64_
   return out;
 }
 
+// Idle stretches of the GPU this long or longer count as gaps: a kernel launch costs the
+// host ~3-5 us, so shorter ones are the launch queue's normal breathing.
+constexpr std::uint64_t kReportedGapNs = 10'000;
+
+// "bench: GPU busy 97.1 % of the timed iterations; per iteration 12.0 idle gaps >= 10 us,
+// 1.83 ms in all (largest gap 412 us)".
+std::string format_gaps(const IdleGaps& gaps, double per_iteration) {
+  char text[200];
+  std::snprintf(text, sizeof text,
+                "bench: GPU busy %.1f %% of the timed iterations; per iteration %.1f idle gaps "
+                ">= %.0f us, %.2f ms in all (largest gap %.0f us)",
+                100.0 * static_cast<double>(gaps.busy_ns) / static_cast<double>(gaps.window_ns),
+                static_cast<double>(gaps.count) * per_iteration, kReportedGapNs / 1e3,
+                static_cast<double>(gaps.total_ns) / 1e6 * per_iteration,
+                static_cast<double>(gaps.largest_ns) / 1e3);
+  return text;
+}
+
 }  // namespace
 
 int bench_command(const std::vector<std::string>& args) {
   const CommandLine cl = CommandLine::parse(
       "bench", args,
       {{"steps", true, "timed iterations (default 10)"},
-       {"warmup", true, "untimed iterations first (default 3)"}});
+       {"warmup", true, "untimed iterations first (default 3)"},
+       {"gaps", false, "record the GPU's busy time and idle gaps (CUPTI)"}});
   RT_REQUIRE(cl.positional.size() <= 1, "ratrain bench takes at most one config file, got ",
              cl.positional.size(), " positional arguments");
   RunConfig config = load_run_config(cl.positional.empty() ? "" : cl.positional[0], cl.overrides);
@@ -111,6 +136,14 @@ int bench_command(const std::vector<std::string>& args) {
   const auto steps = static_cast<int>(cl.real_flag_or("steps", 10));
   const auto warmup = static_cast<int>(cl.real_flag_or("warmup", 3));
   RT_REQUIRE(steps >= 1 && warmup >= 0, "--steps must be >= 1 and --warmup >= 0");
+  const bool record_gaps = cl.has("gaps");
+  if (record_gaps) {
+    RT_REQUIRE(config.train.device == Device::cuda,
+               "ratrain bench --gaps records the GPU: set train.device=cuda");
+    RT_REQUIRE(cuda_available(), "ratrain bench --gaps: no CUDA device is visible");
+    RT_REQUIRE(GpuActivity::available(), "ratrain bench --gaps needs CUPTI, which this build "
+               "lacks (cupti.h and libcupti beside the CUDA toolkit)");
+  }
 
   const Group world = group_from_mpi(MPI_COMM_WORLD);
   const ParallelContext ctx = ParallelContext::create(world, config.parallel, config.train.device);
@@ -133,9 +166,14 @@ int bench_command(const std::vector<std::string>& args) {
            ", recompute ", config.train.recompute ? "on" : "off", "), ", device_name(device), " ",
            dtype_name(config.train.dtype), "; ", warmup, " warm-up + ", steps, " timed iterations");
 
+  std::optional<GpuActivity> activity;
   std::vector<double> times;
   double last_loss = 0;
   for (int i = 0; i < warmup + steps; ++i) {
+    if (record_gaps && i == warmup) {
+      synchronize_device();
+      activity.emplace();
+    }
     const auto start = Clock::now();
     const IterationResult r = trainer.step(batch.ids, batch.labels);
     const double s = seconds_since(start);
@@ -143,6 +181,14 @@ int bench_command(const std::vector<std::string>& args) {
     if (i >= warmup) times.push_back(s);
     log_info("  iteration ", i + 1, "/", warmup + steps, i < warmup ? " (warm-up)" : "", ": ",
              s * 1e3, " ms, loss ", last_loss);
+  }
+  std::optional<IdleGaps> gaps;
+  if (activity) {
+    synchronize_device();
+    const GpuActivity::Recording recording = activity->collect();
+    if (recording.dropped > 0)
+      log_warn("bench --gaps: CUPTI dropped ", recording.dropped, " records: the gaps overstate");
+    gaps = idle_gaps(recording.work, recording.window, kReportedGapNs);
   }
   const double step_s = median(times);
   const double flops = flops_per_token * static_cast<double>(tokens);
@@ -162,6 +208,11 @@ int bench_command(const std::vector<std::string>& args) {
            " TFLOP/s; MFU ", mfu * 100, " %; peak memory ", static_cast<double>(peak_bytes) / (1 << 30),
            " GiB (largest rank)");
 
+  if (gaps) {
+    const double per_iteration = 1.0 / steps;
+    log_info(format_gaps(*gaps, per_iteration));
+  }
+
   JsonLine record;
   record.add("part", "d")
       .add("case", "step " + schedule_name(config.train.schedule) + " T=" +
@@ -178,6 +229,12 @@ int bench_command(const std::vector<std::string>& args) {
       .add("mfu", mfu)
       .add("peak_bytes", peak_bytes)
       .add("loss", last_loss);
+  if (gaps) {
+    record.add("gpu_busy", static_cast<double>(gaps->busy_ns) / static_cast<double>(gaps->window_ns))
+        .add("gaps_per_iteration", static_cast<double>(gaps->count) / steps)
+        .add("gap_ms_per_iteration", static_cast<double>(gaps->total_ns) / 1e6 / steps)
+        .add("largest_gap_us", static_cast<double>(gaps->largest_ns) / 1e3);
+  }
   std::printf("%s\n", record.str().c_str());
   return 0;
 }
