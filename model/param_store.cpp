@@ -1,5 +1,7 @@
 #include "model/param_store.hpp"
 
+#include <algorithm>
+
 #include "runtime/rng.hpp"
 
 namespace ratrain {
@@ -83,20 +85,31 @@ Tensor ParamStore::view_of(const Tensor& flat, const std::string& name) const {
 }
 
 void ParamStore::initialize(std::uint64_t seed, double std) {
-  Tensor host = Tensor::zeros({padded_numel()}, DType::f64);
-  double* out = host.data<double>();
+  // Drawn in f64 in pieces of at most kPiece elements, each converted into the values
+  // (and the master) at once, so the host holds one piece, not the whole model in f64
+  // (8 bytes a parameter: 61 GB for 7.6B, on every data-parallel rank of a node). The
+  // conversion is per element, so pieces give the numbers one whole copy gave.
+  constexpr std::int64_t kPiece = std::int64_t{1} << 24;  // 128 MiB of f64
+  std::int64_t largest = 0;
+  for (const auto& e : table_.entries()) largest = std::max(largest, e.numel);
+  Tensor buffer = Tensor::empty({std::min(kPiece, largest)}, DType::f64);
   for (const auto& e : table_.entries()) {
     const CounterRng rng(seed, e.name);
-    // Each element's draw depends only on (seed, name, index): any thread order gives the
-    // same weights (1.5B parameters take ~90 s on one thread).
+    for (std::int64_t begin = 0; begin < e.numel; begin += kPiece) {
+      const std::int64_t n = std::min(kPiece, e.numel - begin);
+      double* out = buffer.data<double>();
+      // Each element's draw depends only on (seed, name, index): any thread order gives
+      // the same weights (1.5B parameters take ~90 s on one thread).
 #pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < e.numel; ++i)
-      out[e.offset + i] = e.init == InitKind::ones
-                              ? 1.0
-                              : std * rng.normal(static_cast<std::uint64_t>(e.global_index(i)));
+      for (std::int64_t i = 0; i < n; ++i)
+        out[i] = e.init == InitKind::ones
+                     ? 1.0
+                     : std * rng.normal(static_cast<std::uint64_t>(e.global_index(begin + i)));
+      const Tensor piece = buffer.flat_view(0, {n});
+      if (has_master()) master_.flat_view(e.offset + begin, {n}).copy_from(piece);
+      values_.flat_view(e.offset + begin, {n}).copy_from(piece);
+    }
   }
-  if (has_master()) master_.copy_from(host);
-  values_.copy_from(host);
 }
 
 }  // namespace ratrain
