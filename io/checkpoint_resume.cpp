@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 
 #include "io/checkpoint_folder.hpp"
@@ -65,14 +64,6 @@ std::vector<std::string> candidates(const CheckpointSettings& s) {
           kCheckpointLatestFile, "' file); give one of those, auto or none");
 }
 
-// "1.234 s" from a to b, for the log.
-std::string seconds_between(std::chrono::steady_clock::time_point a,
-                            std::chrono::steady_clock::time_point b) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3f s", std::chrono::duration<double>(b - a).count());
-  return text;
-}
-
 // What the user can do when the last candidate fails.
 std::string remedy(const CheckpointSettings& s) {
   if (s.resume != "auto") return "; give another checkpoint folder as checkpoint.resume";
@@ -107,11 +98,12 @@ std::optional<CheckpointMeta> resume_from_checkpoint(const CheckpointSettings& s
                  "); falling back to '", folders[i + 1], "'");
       continue;
     }
-    const auto verified = std::chrono::steady_clock::now();
+    const double verify_s = seconds_since(start);
+    const auto load_start = std::chrono::steady_clock::now();
     load_checkpoint_state(folder, *meta, store, optimizer, ctx);
     log_info("resumed from ", folder, " (iteration ", meta->iteration, ", saved under ",
-             to_string(meta->layout), "; verified in ", seconds_between(start, verified),
-             ", loaded in ", seconds_between(verified, std::chrono::steady_clock::now()), ")");
+             to_string(meta->layout), "; verified in ", seconds_text(verify_s), ", loaded in ",
+             seconds_text(seconds_since(load_start)), ")");
     return meta;
   }
   if (settings.resume == "auto")

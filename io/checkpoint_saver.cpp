@@ -19,14 +19,6 @@ bool finished(const std::future<void>& task) {
   return task.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
-// "0.012 s" since `start`, for the log.
-std::string seconds_since(std::chrono::steady_clock::time_point start) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3f s",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  return text;
-}
-
 std::string gibibytes(std::size_t bytes) {
   char text[32];
   std::snprintf(text, sizeof text, "%.2f GiB", static_cast<double>(bytes) / (1 << 30));
@@ -54,7 +46,7 @@ void commit_save(CheckpointMeta meta, const std::string& root, std::int64_t keep
                         checkpoint_meta_json(meta));
   commit_checkpoint(root, meta.iteration, keep);
   log_info("checkpoint ", checkpoint_folder(root, meta.iteration), " complete (index and commit ",
-           seconds_since(start), ")");
+           seconds_text(seconds_since(start)), ")");
 }
 
 }  // namespace
@@ -80,7 +72,7 @@ void CheckpointSaver::make_staging() {
   if (staging_->bytes() == 0) return;
   const bool pinned = optimizer_.first_moment().device() == Device::cuda;
   log_info("checkpoints: ", gibibytes(staging_->bytes()), " of ", pinned ? "page-locked " : "",
-           "host memory for the shard copy (", seconds_since(start), ")");
+           "host memory for the shard copy (", seconds_text(seconds_since(start)), ")");
 }
 
 CheckpointSaver::~CheckpointSaver() {
@@ -96,10 +88,9 @@ void CheckpointSaver::save(const TrainingProgress& progress) {
   const auto start = std::chrono::steady_clock::now();  // what training waits, all told
   complete_pending();
   // Worth a warning once it costs more than an iteration's noise.
-  const bool waited = std::chrono::steady_clock::now() - start > std::chrono::milliseconds(100);
-  if (waited && world_.rank() == 0)
+  if (const double waited = seconds_since(start); waited > 0.1 && world_.rank() == 0)
     log_warn("checkpoint of iteration ", progress.iteration, ": training waited ",
-             seconds_since(start), " for the previous checkpoint to be written (saves never "
+             seconds_text(waited), " for the previous checkpoint to be written (saves never "
              "overlap: it is copied into the same host buffers); checkpoint.every = ",
              settings_.every, " iterations is shorter than a save's write");
   make_staging();
@@ -125,7 +116,7 @@ void CheckpointSaver::save(const TrainingProgress& progress) {
   });
   state_ = State::writing;
   log_info("checkpoint of iteration ", progress.iteration, ": training blocked ",
-           seconds_since(start), ", writing ", folder, " in the background");
+           seconds_text(seconds_since(start)), ", writing ", folder, " in the background");
 }
 
 void CheckpointSaver::poll() {

@@ -4,15 +4,12 @@
 #include <chrono>
 
 #include "io/checkpoint_folder.hpp"
+#include "runtime/log.hpp"
 
 namespace ratrain {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // Queues the copy of `src` into elements [offset, offset + src.numel()) of `dst`.
 void queue_copy(AsyncHostCopies& copies, const Tensor& dst, std::int64_t offset,

@@ -43,10 +43,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t n = values.size();
@@ -112,7 +108,7 @@ std::string format_gaps(const IdleGaps& gaps, double per_iteration) {
   std::snprintf(text, sizeof text,
                 "bench: GPU busy %.1f %% of the timed iterations; per iteration %.1f idle gaps "
                 ">= %.0f us, %.2f ms in all (largest gap %.0f us)",
-                100.0 * static_cast<double>(gaps.busy_ns) / static_cast<double>(gaps.window_ns),
+                100.0 * gaps.busy_fraction(),
                 static_cast<double>(gaps.count) * per_iteration, kReportedGapNs / 1e3,
                 static_cast<double>(gaps.total_ns) / 1e6 * per_iteration,
                 static_cast<double>(gaps.largest_ns) / 1e3);
@@ -230,7 +226,7 @@ int bench_command(const std::vector<std::string>& args) {
       .add("peak_bytes", peak_bytes)
       .add("loss", last_loss);
   if (gaps) {
-    record.add("gpu_busy", static_cast<double>(gaps->busy_ns) / static_cast<double>(gaps->window_ns))
+    record.add("gpu_busy", gaps->busy_fraction())
         .add("gaps_per_iteration", static_cast<double>(gaps->count) / steps)
         .add("gap_ms_per_iteration", static_cast<double>(gaps->total_ns) / 1e6 / steps)
         .add("largest_gap_us", static_cast<double>(gaps->largest_ns) / 1e3);

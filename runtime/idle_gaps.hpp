@@ -23,6 +23,10 @@ struct IdleGaps {
   std::int64_t count = 0;           // idle stretches of at least min_gap_ns
   std::uint64_t total_ns = 0;       // their summed length
   std::uint64_t largest_ns = 0;     // the longest idle stretch, whatever its length
+
+  double busy_fraction() const {
+    return window_ns ? static_cast<double>(busy_ns) / static_cast<double>(window_ns) : 0.0;
+  }
 };
 
 // Intervals may overlap (concurrent kernels) and extend past the window (clipped).

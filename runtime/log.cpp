@@ -18,8 +18,16 @@ void set_log_rank(int rank, int world_size) {
   set_error_rank(rank);
 }
 
-double seconds_since_start() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - g_start).count();
+double seconds_since_start() { return seconds_since(g_start); }
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string seconds_text(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f s", seconds);
+  return text;
 }
 
 void log_line(LogLevel level, const std::string& message) {

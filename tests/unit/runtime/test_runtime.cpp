@@ -5,12 +5,20 @@
 #include <cmath>
 
 #include "runtime/device_memory.hpp"
+#include "runtime/log.hpp"
 #include "runtime/rng.hpp"
 #include "runtime/tensor.hpp"
 #include "tests/unit/error_test_util.hpp"
 
 namespace ratrain {
 namespace {
+
+TEST(Log, DurationsReadInSecondsWithMilliseconds) {
+  EXPECT_EQ(seconds_text(0.5), "0.500 s");
+  EXPECT_EQ(seconds_text(12.25), "12.250 s");
+  const auto start = std::chrono::steady_clock::now() - std::chrono::milliseconds(50);
+  EXPECT_GE(seconds_since(start), 0.05);
+}
 
 TEST(Tensor, ViewsShareStorageAndCheckSizes) {
   Tensor t = Tensor::zeros({4, 3}, DType::f32);
