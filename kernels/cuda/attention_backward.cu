@@ -30,18 +30,18 @@ constexpr const char* kOp = "attention_backward";
 template <typename Cfg, typename Kernel>
 void launch_backward_tensor_cores(Kernel kernel, const BackwardArgs<__nv_bfloat16>& args,
                                   cudaStream_t stream) {
-  const int key_tiles = BackwardPlan::of(args.keys, Cfg::kBlockN).tiles();
-  launch_attention_kernel(kernel, attention_grid(args.shape, key_tiles, kOp), Cfg::kThreads,
-                          Cfg::kSmemBytes, stream, args);
+  const BackwardPlan plan = BackwardPlan::of(args.keys, Cfg::kBlockN);
+  launch_attention_kernel(kernel, backward_tile_order(args.shape, plan, sizeof(__nv_bfloat16), kOp),
+                          Cfg::kThreads, Cfg::kSmemBytes, stream, args);
 }
 
 template <typename T>
 void launch_backward_simt(const BackwardArgs<T>& args, cudaStream_t stream) {
   using Cfg = SimtBackwardConfig;
-  const int key_tiles = BackwardPlan::of(args.keys, Cfg::kBlockN).tiles();
+  const BackwardPlan plan = BackwardPlan::of(args.keys, Cfg::kBlockN);
   with_columns_per_lane(args.shape.dh, [&](auto columns) {
     launch_attention_kernel(attention_backward_simt_kernel<T, decltype(columns)::value>,
-                            attention_grid(args.shape, key_tiles, kOp), Cfg::kThreads,
+                            backward_tile_order(args.shape, plan, sizeof(T), kOp), Cfg::kThreads,
                             Cfg::smem_bytes(args.shape.dh), stream, args);
   });
 }

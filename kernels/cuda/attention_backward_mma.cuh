@@ -41,7 +41,7 @@ struct MmaBackwardConfig {
 
 template <int kD>
 __global__ void __launch_bounds__(MmaBackwardConfig<kD>::kThreads, 1)
-    attention_backward_mma_kernel(BackwardArgs<__nv_bfloat16> args) {
+    attention_backward_mma_kernel(BackwardArgs<__nv_bfloat16> args, TileOrder order) {
   using Cfg = MmaBackwardConfig<kD>;
   using mma::bf16;
   static_assert(Cfg::kWarps == 8 && Cfg::kBlockN == 64 && Cfg::kBlockM == 64,
@@ -64,10 +64,11 @@ __global__ void __launch_bounds__(MmaBackwardConfig<kD>::kThreads, 1)
   const AttentionShape& shape = args.shape;
   const KeySets& keys = args.keys;
   const BackwardPlan plan = BackwardPlan::of(keys, Cfg::kBlockN);
-  const KeyTileWork work = plan.work(keys, blockIdx.y, Cfg::kBlockN);
+  const TileOrder::Item item = order.at(blockIdx.x);
+  const KeyTileWork work = plan.work(keys, item.tile, Cfg::kBlockN);
   if (work.empty()) return;  // CTA-uniform, before any barrier
   const KeyTile& tile = work.keys;
-  const int bh = blockIdx.x;
+  const int bh = item.bh;
   const std::int64_t base = shape.head_base(bh), stride = shape.row_stride();
   const float* lse = args.lse + shape.stat_base(bh);
   const float* delta = args.delta + shape.stat_base(bh);

@@ -176,7 +176,7 @@ struct SimtKeyGradients {
 // kCols: columns per lane, dh <= 32 kCols.
 template <typename T, int kCols>
 __global__ void __launch_bounds__(SimtBackwardConfig::kThreads)
-    attention_backward_simt_kernel(BackwardArgs<T> args) {
+    attention_backward_simt_kernel(BackwardArgs<T> args, TileOrder order) {
   using Cfg = SimtBackwardConfig;
   constexpr int kKeys = Cfg::kKeysPerWarp;
   const AttentionShape& shape = args.shape;
@@ -186,10 +186,11 @@ __global__ void __launch_bounds__(SimtBackwardConfig::kThreads)
   const SimtBackwardSmem s = SimtBackwardSmem::carve(smem, dh);
 
   const BackwardPlan plan = BackwardPlan::of(keys, Cfg::kBlockN);
-  const KeyTileWork work = plan.work(keys, blockIdx.y, Cfg::kBlockN);
+  const TileOrder::Item item = order.at(blockIdx.x);
+  const KeyTileWork work = plan.work(keys, item.tile, Cfg::kBlockN);
   if (work.empty()) return;  // CTA-uniform, before any barrier
   const KeyTile& tile = work.keys;
-  const int bh = blockIdx.x;
+  const int bh = item.bh;
   const std::int64_t base = shape.head_base(bh), stride = shape.row_stride();
   const std::int64_t stat = shape.stat_base(bh);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;

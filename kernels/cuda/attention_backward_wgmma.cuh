@@ -48,7 +48,7 @@ struct WgmmaBackwardConfig {
 };
 
 __global__ void __launch_bounds__(WgmmaBackwardConfig::kThreads, 1)
-    attention_backward_wgmma_kernel(BackwardArgs<__nv_bfloat16> args) {
+    attention_backward_wgmma_kernel(BackwardArgs<__nv_bfloat16> args, TileOrder order) {
   using Cfg = WgmmaBackwardConfig;
   using mma::bf16;
   constexpr int kD = Cfg::kD;
@@ -72,10 +72,11 @@ __global__ void __launch_bounds__(WgmmaBackwardConfig::kThreads, 1)
   const AttentionShape& shape = args.shape;
   const KeySets& keys = args.keys;
   const BackwardPlan plan = BackwardPlan::of(keys, Cfg::kBlockN);
-  const KeyTileWork work = plan.work(keys, blockIdx.y, Cfg::kBlockN);
+  const TileOrder::Item item = order.at(blockIdx.x);
+  const KeyTileWork work = plan.work(keys, item.tile, Cfg::kBlockN);
   if (work.empty()) return;  // CTA-uniform, before any barrier
   const KeyTile& tile = work.keys;
-  const int bh = blockIdx.x;
+  const int bh = item.bh;
   const std::int64_t base = shape.head_base(bh), stride = shape.row_stride();
   const float* lse = args.lse + shape.stat_base(bh);
   const float* delta = args.delta + shape.stat_base(bh);

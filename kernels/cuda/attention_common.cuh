@@ -13,12 +13,14 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 #include <type_traits>
 #include <utility>
 
 #include "kernels/cuda/attention_rule.cuh"
 #include "kernels/cuda/storage.cuh"
+#include "kernels/cuda/tile_order.cuh"
 #include "runtime/cuda_check.hpp"
 
 namespace ratrain::cuda {
@@ -95,23 +97,71 @@ void with_columns_per_lane(int dh, Fn&& fn) {
   return fn(std::integral_constant<int, 8>{});
 }
 
-// Grid of the attention kernels: x = B*H pairs, y = tiles of one pair (y is limited to
-// 65535, hence the check).
-inline dim3 attention_grid(const AttentionShape& shape, int tiles, const char* op) {
-  RT_REQUIRE(tiles <= 65535, op, ": ", tiles, " tiles per head exceed the grid; T = ", shape.seq);
-  return dim3(static_cast<unsigned>(shape.batch * shape.heads), static_cast<unsigned>(tiles));
+// L2 bytes the CTAs of one section may keep busy (tile_order.cuh): FlashAttention-3's
+// 40 MiB of the H100's and H200's 50 MiB. The environment variable
+// RATRAIN_ATTENTION_L2_MIB overrides it (0: the plain order), for timing one against the
+// other in one process (benchmarks/README.md).
+inline std::int64_t attention_l2_section_bytes() {
+  static const std::int64_t bytes = [] {
+    const char* text = std::getenv("RATRAIN_ATTENTION_L2_MIB");
+    if (text == nullptr) return std::int64_t{40} << 20;
+    char* end = nullptr;
+    const long long mib = std::strtoll(text, &end, 10);
+    RT_REQUIRE(end != text && *end == '\0' && mib >= 0 && mib < (1LL << 20),
+               "RATRAIN_ATTENTION_L2_MIB must be a whole number of MiB >= 0, got '", text, "'");
+    return std::int64_t{mib} << 20;
+  }();
+  return bytes;
 }
 
-// Launches kernel<<<grid, threads, smem_bytes, stream>>>(args...), raising the kernel's
-// dynamic shared memory limit first where it exceeds the default 48 KiB.
+// The launch order, checked against the grid's limit.
+inline TileOrder checked_tile_order(const TileOrder& order, const AttentionShape& shape,
+                                    const char* op) {
+  RT_REQUIRE(order.blocks() < (std::int64_t{1} << 31), op, ": ", order.pairs, " x ", order.tiles,
+             " tiles exceed the grid; T = ", shape.seq);
+  return order;
+}
+
+// Launches over explicit key sets (attention_keys.cu, sequence parallelism): the plain order.
+inline TileOrder plain_tile_order(const AttentionShape& shape, int tiles, const char* op) {
+  return checked_tile_order(TileOrder::plain(shape.batch * shape.heads, tiles), shape, op);
+}
+
+// Forward launches: every query tile of a pair reads the K, V rows of the pair's global
+// keys (elem_bytes per element).
+inline TileOrder forward_tile_order(const AttentionShape& shape, const KeySets& keys,
+                                    int query_tiles, std::size_t elem_bytes, const char* op) {
+  const std::int64_t bytes = 2 * std::int64_t{keys.count_below(keys.seq)} * shape.dh *
+                             static_cast<std::int64_t>(elem_bytes);
+  const int pairs = shape.batch * shape.heads;
+  return checked_tile_order(
+      TileOrder::sectioned(pairs, query_tiles, query_tiles, bytes, attention_l2_section_bytes()),
+      shape, op);
+}
+
+// Backward launches: every global key tile of a pair reads the pair's queries, output
+// gradients (elem_bytes per element) and adds to its fp32 dq accumulator rows.
+inline TileOrder backward_tile_order(const AttentionShape& shape, const BackwardPlan& plan,
+                                     std::size_t elem_bytes, const char* op) {
+  const std::int64_t bytes =
+      std::int64_t{shape.seq} * shape.dh * (2 * static_cast<std::int64_t>(elem_bytes) + 4);
+  const int pairs = shape.batch * shape.heads;
+  return checked_tile_order(TileOrder::sectioned(pairs, plan.tiles(), plan.global_tiles, bytes,
+                                                 attention_l2_section_bytes()),
+                            shape, op);
+}
+
+// Launches kernel<<<order.blocks(), threads, smem_bytes, stream>>>(args..., order), raising
+// the kernel's dynamic shared memory limit first where it exceeds the default 48 KiB.
 template <typename... Params, typename... Args>
-void launch_attention_kernel(void (*kernel)(Params...), dim3 grid, int threads,
+void launch_attention_kernel(void (*kernel)(Params...), const TileOrder& order, int threads,
                              std::size_t smem_bytes, cudaStream_t stream, Args&&... args) {
-  if (grid.x == 0 || grid.y == 0) return;
+  if (order.pairs == 0 || order.tiles == 0) return;
   if (smem_bytes > 48 * 1024)
     RT_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(smem_bytes)));
-  kernel<<<grid, threads, smem_bytes, stream>>>(std::forward<Args>(args)...);
+  const auto blocks = static_cast<unsigned>(order.blocks());
+  kernel<<<blocks, threads, smem_bytes, stream>>>(std::forward<Args>(args)..., order);
   RT_CHECK_LAUNCH();
 }
 

@@ -23,8 +23,9 @@ template <typename Cfg, typename Kernel>
 void launch_forward_tensor_cores(Kernel kernel, const ForwardArgs<__nv_bfloat16>& args,
                                  cudaStream_t stream) {
   const int query_tiles = (args.shape.seq + Cfg::kBlockM - 1) / Cfg::kBlockM;
-  launch_attention_kernel(kernel, attention_grid(args.shape, query_tiles, kOp), Cfg::kThreads,
-                          Cfg::kSmemBytes, stream, args);
+  launch_attention_kernel(kernel,
+                          forward_tile_order(args.shape, args.keys, query_tiles, sizeof(__nv_bfloat16), kOp),
+                          Cfg::kThreads, Cfg::kSmemBytes, stream, args);
 }
 
 // The wgmma kernel loads through tensor maps (tma.cuh), made here per call (host work
@@ -43,7 +44,8 @@ void launch_forward_wgmma(const ForwardArgs<__nv_bfloat16>& args, cudaStream_t s
     maps.v_ends = make_chunk_ends_map(args.v, shape, args.keys.stride, Cfg::kBlockN);
   }
   const int query_tiles = (shape.seq + Cfg::kBlockM - 1) / Cfg::kBlockM;
-  launch_attention_kernel(attention_forward_wgmma_kernel, attention_grid(shape, query_tiles, kOp),
+  launch_attention_kernel(attention_forward_wgmma_kernel,
+                          forward_tile_order(shape, args.keys, query_tiles, sizeof(__nv_bfloat16), kOp),
                           Cfg::kThreads, Cfg::kSmemBytes, stream, args, maps);
 }
 
@@ -53,8 +55,8 @@ void launch_forward_simt(const ForwardArgs<T>& args, cudaStream_t stream) {
   const int query_tiles = (args.shape.seq + Cfg::kBlockM - 1) / Cfg::kBlockM;
   with_columns_per_lane(args.shape.dh, [&](auto columns) {
     launch_attention_kernel(attention_forward_simt_kernel<T, decltype(columns)::value>,
-                            attention_grid(args.shape, query_tiles, kOp), Cfg::kThreads,
-                            Cfg::smem_bytes(args.shape.dh), stream, args);
+                            forward_tile_order(args.shape, args.keys, query_tiles, sizeof(T), kOp),
+                            Cfg::kThreads, Cfg::smem_bytes(args.shape.dh), stream, args);
   });
 }
 

@@ -34,7 +34,7 @@ struct MmaForwardConfig {
 
 template <int kD>
 __global__ void __launch_bounds__(MmaForwardConfig<kD>::kThreads, 1)
-    attention_forward_mma_kernel(ForwardArgs<__nv_bfloat16> args) {
+    attention_forward_mma_kernel(ForwardArgs<__nv_bfloat16> args, TileOrder order) {
   using Cfg = MmaForwardConfig<kD>;
   using mma::bf16;
   constexpr int kKSteps = kD / 16;            // k16 steps of Q K^T
@@ -49,8 +49,9 @@ __global__ void __launch_bounds__(MmaForwardConfig<kD>::kThreads, 1)
 
   const AttentionShape& shape = args.shape;
   const KeySets& keys = args.keys;
-  const int bh = blockIdx.x;
-  const int q0 = (gridDim.y - 1 - blockIdx.y) * Cfg::kBlockM;
+  const TileOrder::Item item = order.at(blockIdx.x);
+  const int bh = item.bh;
+  const int q0 = (order.tiles - 1 - item.tile) * Cfg::kBlockM;  // the most keys first
   const int q1 = min(q0 + Cfg::kBlockM, shape.seq);
   const std::int64_t base = shape.head_base(bh), stride = shape.row_stride();
   const bf16* q_head = args.q + base;

@@ -125,7 +125,7 @@ struct SimtForwardRows {
 // kCols: output columns per lane, dh <= 32 kCols.
 template <typename T, int kCols>
 __global__ void __launch_bounds__(SimtForwardConfig::kThreads)
-    attention_forward_simt_kernel(ForwardArgs<T> args) {
+    attention_forward_simt_kernel(ForwardArgs<T> args, TileOrder order) {
   using Cfg = SimtForwardConfig;
   constexpr int kRows = Cfg::kRowsPerWarp;
   const AttentionShape& shape = args.shape;
@@ -136,9 +136,9 @@ __global__ void __launch_bounds__(SimtForwardConfig::kThreads)
   float* s_k = s_q + Cfg::kBlockM * dh;           // (kBlockN, dh + 1)
   float* s_v = s_k + Cfg::kBlockN * k_pitch;      // (kBlockN, dh)
 
-  const int bh = blockIdx.x;
-  // The last query tiles see the most keys: schedule them first.
-  const int q0 = (gridDim.y - 1 - blockIdx.y) * Cfg::kBlockM;
+  const TileOrder::Item item = order.at(blockIdx.x);
+  const int bh = item.bh;
+  const int q0 = (order.tiles - 1 - item.tile) * Cfg::kBlockM;  // the most keys first
   const int q1 = min(q0 + Cfg::kBlockM, shape.seq);
   const std::int64_t base = shape.head_base(bh), stride = shape.row_stride();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;

@@ -56,7 +56,7 @@ struct ForwardTileMaps {
 
 __global__ void __launch_bounds__(WgmmaForwardConfig::kThreads, 1)
     attention_forward_wgmma_kernel(ForwardArgs<__nv_bfloat16> args,
-                                   const __grid_constant__ ForwardTileMaps maps) {
+                                   const __grid_constant__ ForwardTileMaps maps, TileOrder order) {
   using Cfg = WgmmaForwardConfig;
   using mma::bf16;
   constexpr int kD = Cfg::kD;
@@ -77,8 +77,9 @@ __global__ void __launch_bounds__(WgmmaForwardConfig::kThreads, 1)
 
   const AttentionShape& shape = args.shape;
   const KeySets& keys = args.keys;
-  const int bh = blockIdx.x;
-  const int q0 = (gridDim.y - 1 - blockIdx.y) * Cfg::kBlockM;
+  const TileOrder::Item item = order.at(blockIdx.x);
+  const int bh = item.bh;
+  const int q0 = (order.tiles - 1 - item.tile) * Cfg::kBlockM;  // the most keys first
   const int q1 = min(q0 + Cfg::kBlockM, shape.seq);
   const std::int64_t base = shape.head_base(bh), stride = shape.row_stride();
   const QueryTilePlan plan = QueryTilePlan::of(keys, q0, q1, Cfg::kBlockN);  // tiles >= 1: a query sees itself

@@ -102,7 +102,7 @@ struct KeysForwardArgs {
 // kCols: output columns per lane, dh <= 32 kCols.
 template <typename T, int kCols>
 __global__ void __launch_bounds__(SimtForwardConfig::kThreads)
-    attention_forward_keys_kernel(KeysForwardArgs<T> args) {
+    attention_forward_keys_kernel(KeysForwardArgs<T> args, TileOrder order) {
   using Cfg = SimtForwardConfig;
   constexpr int kRows = Cfg::kRowsPerWarp;
   const ListedKeys& keys = args.keys;
@@ -112,9 +112,10 @@ __global__ void __launch_bounds__(SimtForwardConfig::kThreads)
   float* s_k = s_q + Cfg::kBlockM * dh;       // (kBlockN, dh + 1)
   float* s_v = s_k + Cfg::kBlockN * k_pitch;  // (kBlockN, dh)
 
-  const int bh = blockIdx.x;
+  const TileOrder::Item item = order.at(blockIdx.x);
+  const int bh = item.bh;
   // The last query tiles see the most keys: schedule them first.
-  const int t0 = (gridDim.y - 1 - blockIdx.y) * Cfg::kBlockM;
+  const int t0 = (order.tiles - 1 - item.tile) * Cfg::kBlockM;
   const int t1 = min(t0 + Cfg::kBlockM, keys.query_count);
   const std::int64_t stride = args.q_shape.row_stride();  // H dh, in q and k alike
   const T* q_head = args.q + args.q_shape.head_base(bh);
@@ -168,7 +169,7 @@ struct KeysBackwardArgs {
 // keys). kCols: columns per lane, dh <= 32 kCols.
 template <typename T, int kCols>
 __global__ void __launch_bounds__(SimtBackwardConfig::kThreads)
-    attention_backward_keys_kernel(KeysBackwardArgs<T> args) {
+    attention_backward_keys_kernel(KeysBackwardArgs<T> args, TileOrder order) {
   using Cfg = SimtBackwardConfig;
   constexpr int kKeys = Cfg::kKeysPerWarp;
   const ListedKeys& keys = args.keys;
@@ -177,10 +178,11 @@ __global__ void __launch_bounds__(SimtBackwardConfig::kThreads)
   const SimtBackwardSmem s = SimtBackwardSmem::carve(smem, dh);
 
   const ListedBackwardPlan plan = ListedBackwardPlan::of(keys, Cfg::kBlockN);
-  const KeyTileWork work = plan.work(keys, blockIdx.y, Cfg::kBlockN);
+  const TileOrder::Item item = order.at(blockIdx.x);
+  const KeyTileWork work = plan.work(keys, item.tile, Cfg::kBlockN);
   if (work.empty()) return;  // CTA-uniform, before any barrier
   const KeyTile& tile = work.keys;
-  const int bh = blockIdx.x;
+  const int bh = item.bh;
   const std::int64_t stride = args.q_shape.row_stride();  // H dh, in q and k alike
   const std::int64_t q_base = args.q_shape.head_base(bh), k_base = args.k_shape.head_base(bh);
   const std::int64_t stat = args.q_shape.stat_base(bh);
@@ -341,7 +343,7 @@ void attention_forward_keys(const Tensor& q, std::int64_t q_begin, const Tensor&
                                   .scale_log2 = scale_log2_of(q_shape.dh)};
     with_columns_per_lane(q_shape.dh, [&](auto columns) {
       launch_attention_kernel(attention_forward_keys_kernel<T, decltype(columns)::value>,
-                              attention_grid(q_shape, query_tiles, kOp), Cfg::kThreads,
+                              plain_tile_order(q_shape, query_tiles, kOp), Cfg::kThreads,
                               Cfg::smem_bytes(q_shape.dh), stream, args);
     });
   });
@@ -383,7 +385,7 @@ void attention_backward_keys(const Tensor& q, std::int64_t q_begin, const Tensor
                                    .scale = static_cast<float>(scale)};
     with_columns_per_lane(q_shape.dh, [&](auto columns) {
       launch_attention_kernel(attention_backward_keys_kernel<T, decltype(columns)::value>,
-                              attention_grid(q_shape, key_tiles, kOp), Cfg::kThreads,
+                              plain_tile_order(q_shape, key_tiles, kOp), Cfg::kThreads,
                               Cfg::smem_bytes(q_shape.dh), stream, args);
     });
     dq_acc.finish(stream);

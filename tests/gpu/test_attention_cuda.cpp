@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernels/cuda/attention_rule.cuh"
+#include "kernels/cuda/tile_order.cuh"
 #include "kernels/ops.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
 
@@ -201,6 +202,48 @@ TEST(AttentionTiling, GlobalKeyBitsMatchIsGlobal) {
           ASSERT_EQ(bits.test(slot), keys.is_global(first + slot))
               << "D=" << d << " P=" << p << " first=" << first << " slot=" << slot;
       }
+}
+
+// The launch order hands out every (pair, tile) exactly once. The sectioned tiles come
+// first: inside a section the blocks take tile t of every pair of the section before
+// tile t + 1, sections in pair order. Then the other tiles in the plain order. Sections
+// are the largest power of two of pairs whose bytes fit (30 bytes a pair here).
+TEST(AttentionTileOrder, CoversEveryPairAndTileOnceSectionBySection) {
+  const auto pow2_floor = [](int n) { int p = 1; while (2 * p <= n) p *= 2; return p; };
+  for (const int pairs : {1, 3, 8, 13, 128})
+    for (const int tiles : {1, 2, 7, 64})
+      for (const int sectioned_tiles : {0, 1, tiles / 2, tiles})
+        for (const std::int64_t l2 : {std::int64_t{0}, std::int64_t{1}, std::int64_t{100}, std::int64_t{1} << 40}) {
+          const auto order = cuda::TileOrder::sectioned(pairs, tiles, sectioned_tiles, 30, l2);
+          const auto where = [&] {
+            return ::testing::Message() << "pairs " << pairs << " tiles " << tiles << " sectioned "
+                                        << sectioned_tiles << " L2 " << l2;
+          };
+          const int expected = l2 == 1 ? 1 : l2 == 100 ? std::min(2, pow2_floor(pairs)) : pow2_floor(pairs);
+          if (l2 == 0) {
+            ASSERT_EQ(order.sectioned_tiles, 0) << where();
+          } else {
+            ASSERT_EQ(order.section, expected) << where();
+          }
+          std::vector<int> seen(static_cast<std::size_t>(pairs) * tiles);
+          int previous_section = 0, previous_tile = 0;
+          for (unsigned b = 0; b < order.blocks(); ++b) {
+            const cuda::TileOrder::Item item = order.at(b);
+            ASSERT_TRUE(item.bh >= 0 && item.bh < pairs && item.tile >= 0 && item.tile < tiles)
+                << where() << " block " << b;
+            ++seen[static_cast<std::size_t>(item.bh) * tiles + item.tile];
+            const bool in_sections = b < static_cast<unsigned>(pairs * order.sectioned_tiles);
+            ASSERT_EQ(in_sections, item.tile < order.sectioned_tiles) << where() << " block " << b;
+            // Sections in order, tiles ascending inside one; then tiles ascending, pairs fastest.
+            const int section = in_sections ? item.bh / order.section : pairs;
+            ASSERT_GE(section, previous_section) << where() << " block " << b;
+            if (section == previous_section) {
+              ASSERT_GE(item.tile, previous_tile) << where() << " block " << b;
+            }
+            previous_section = section, previous_tile = item.tile;
+          }
+          for (const int n : seen) ASSERT_EQ(n, 1) << where();
+        }
 }
 
 }  // namespace
