@@ -73,6 +73,7 @@ const std::vector<ConfigKey>& run_config_schema() {
       {"parallel.sp", K::integer, "1", "sequence-parallel ranks"},
       {"parallel.pp", K::integer, "1", "pipeline stages"},
       {"parallel.dp", K::integer, "1", "data-parallel ranks"},
+      {"parallel.sp_split", K::string, "zigzag", "how sp cuts a sample in a dense pass: zigzag (2 sp chunks, rank r holds r and 2 sp - 1 - r: balanced causal work; train.seq_len divisible by 2 sp) or contiguous (one chunk per rank); passes with dilated or local layers always split contiguously"},
       {"run.dir", K::string, "runs/default", "output folder: metrics.jsonl, model.h5, config.ini"},
       {"run.log_every", K::integer, "1", "iterations between progress lines"},
       {"train.stop_at", K::integer, "0", "end this launch after that many iterations (the schedule still spans train.iters; resume continues); 0 = train.iters"},
@@ -162,7 +163,9 @@ RunConfig load_run_config(const std::string& ini_path, const std::vector<std::st
   RT_REQUIRE(c.eval.every >= 0 && c.eval.batches > 0,
              "eval.every must be >= 0 and eval.batches > 0");
   c.parallel = {.tp = axis_size(r, "parallel.tp"), .sp = axis_size(r, "parallel.sp"),
-                .pp = axis_size(r, "parallel.pp"), .dp = axis_size(r, "parallel.dp")};
+                .pp = axis_size(r, "parallel.pp"), .dp = axis_size(r, "parallel.dp"),
+                .sp_split = parse_sequence_split(r.get_string("parallel.sp_split"),
+                                                 "parallel.sp_split")};
   c.run_dir = r.get_string("run.dir");
   c.log_every = r.get_int("run.log_every");
   RT_REQUIRE(c.log_every > 0, "run.log_every must be positive (got ", c.log_every, ")");
@@ -195,9 +198,16 @@ void validate_run_config(const RunConfig& c) {
              ") must be divisible by parallel.tp (", p.tp, ")");
   RT_REQUIRE(c.model.num_layers % p.pp == 0, "model.num_layers (", c.model.num_layers,
              ") must be divisible by parallel.pp (", p.pp, ")");
-  // Sequence parallelism splits each sample into 2 * sp zigzag chunks.
-  RT_REQUIRE(p.sp == 1 || c.train.seq_len % (2 * p.sp) == 0, "train.seq_len (", c.train.seq_len,
-             ") must be divisible by 2 * parallel.sp (", 2 * p.sp, ") for the zigzag split");
+  // Sequence parallelism splits each sample into sp contiguous chunks, or into 2 * sp
+  // zigzag chunks (a dense pass under parallel.sp_split = zigzag).
+  if (p.sp_split == SequenceSplit::zigzag)
+    RT_REQUIRE(p.sp == 1 || c.train.seq_len % (2 * p.sp) == 0, "train.seq_len (",
+               c.train.seq_len, ") must be divisible by 2 * parallel.sp (", 2 * p.sp,
+               ") for the zigzag split (parallel.sp_split = zigzag; contiguous needs only "
+               "parallel.sp to divide it)");
+  else
+    RT_REQUIRE(c.train.seq_len % p.sp == 0, "train.seq_len (", c.train.seq_len,
+               ") must be divisible by parallel.sp (", p.sp, ")");
   RT_REQUIRE(c.train.batch_size % p.dp == 0, "train.batch_size (", c.train.batch_size,
              ") must be divisible by parallel.dp (", p.dp, ")");
 }

@@ -3,16 +3,33 @@
 #include "kernels/ops.hpp"
 #include "parallel/sequence_attention.hpp"
 #include "parallel/sequence_scan.hpp"
+#include "parallel/sequence_split.hpp"
 
 namespace ratrain {
 namespace {
 
-Tensor heads_view(const Tensor& t, const BlockDims& dims) {  // (N, d) -> (B, T, H, dh)
-  return t.view({dims.batch, dims.seq, dims.heads, dims.head_dim});
-}
-Tensor seq_view(const Tensor& t, const BlockDims& dims) {  // (N, I) -> (B, T, I)
-  return t.view({dims.batch, dims.seq, dims.inner()});
-}
+// The block's tensors as the sequence-parallel calls take them: piece-major, the N rows
+// being (count, B, L) (parallel/sequence_split.hpp), so piece i is the batch rows
+// [i B, (i + 1) B) of each view. With one piece (contiguous, or no sp) that is (B, Tc).
+struct PieceViews {
+  PieceViews(const BlockDims& block_dims, SequenceSplit split, const Group& sp)
+      : dims(block_dims), pieces(split, sp.rank(), sp.size(), block_dims.seq) {}
+  std::int64_t batch_rows() const { return pieces.count * dims.batch; }
+  Tensor heads(const Tensor& t) const {  // (N, I) -> (count B, L, H, dh)
+    return t.view({batch_rows(), pieces.length, dims.heads, dims.head_dim});
+  }
+  Tensor seq(const Tensor& t) const {  // (N, I) -> (count B, L, I)
+    return t.view({batch_rows(), pieces.length, dims.inner()});
+  }
+  Tensor lse(const Tensor& t) const {  // (B, H, Tc) -> (count B, H, L)
+    return t.view({batch_rows(), dims.heads, pieces.length});
+  }
+  Tensor piece(const Tensor& view, int i) const {  // (count B, ...) -> piece i's (B, ...)
+    return view.rows(i * dims.batch, (i + 1) * dims.batch);
+  }
+  BlockDims dims;
+  SequencePieces pieces;
+};
 
 // This rank's block of `extent` columns or rows of a TP-split weight (`segments` blocks).
 ShardSpec head_split(int dim, std::int64_t extent, std::int64_t segments, const Group& tp) {
@@ -81,8 +98,10 @@ RatBlock::RatBlock(const ModelConfig& config, std::int64_t layer, const ParamSto
       w_(views(store, prefix(layer), false)),
       dw_(views(store, prefix(layer), true)) {}
 
-void RatBlock::forward(const BlockDims& dims, const Sparsity& rule, const Tensor& x_in,
-                       Tensor& x_out, BlockActivations& a, BlockScratch& s) const {
+void RatBlock::forward(const BlockDims& dims, const Sparsity& rule, SequenceSplit split,
+                       const Tensor& x_in, Tensor& x_out, BlockActivations& a,
+                       BlockScratch& s) const {
+  const PieceViews p(dims, split, sp_);
   // Mixer: h = RMSNorm(x); [o, q, k, v, g] = h W_in^T.
   ops::rmsnorm_forward(x_in, w_.in_norm, eps_, a.normed1, a.rstd1);
   ops::linear_forward(a.normed1, w_.in_proj, s.proj);
@@ -90,16 +109,17 @@ void RatBlock::forward(const BlockDims& dims, const Sparsity& rule, const Tensor
   ops::split_columns(s.proj, segments, 5);
 
   // Gated recurrence over keys and values, then RoPE on q and on the recurrent keys.
-  Tensor gate = seq_view(a.gate, dims), K = seq_view(a.K, dims), V = seq_view(a.V, dims);
-  sp_gated_scan_forward(sp_, seq_view(s.g, dims), seq_view(a.k, dims), seq_view(a.v, dims), gate,
-                        K, V);
-  Tensor q_rope = heads_view(a.q_rope, dims), k_rope = heads_view(a.k_rope, dims);
-  const std::int64_t first_position = sp_.rank() * dims.seq;
-  ops::rope_forward(heads_view(a.q, dims), rope_base_, first_position, q_rope);
-  ops::rope_forward(heads_view(a.K, dims), rope_base_, first_position, k_rope);
+  Tensor gate = p.seq(a.gate), K = p.seq(a.K), V = p.seq(a.V);
+  sp_gated_scan_forward(sp_, split, p.seq(s.g), p.seq(a.k), p.seq(a.v), gate, K, V);
+  Tensor q_rope = p.heads(a.q_rope), k_rope = p.heads(a.k_rope);
+  for (int i = 0; i < p.pieces.count; ++i) {  // each piece from its first global position
+    Tensor q_rope_i = p.piece(q_rope, i), k_rope_i = p.piece(k_rope, i);
+    ops::rope_forward(p.piece(p.heads(a.q), i), rope_base_, p.pieces.begin(i), q_rope_i);
+    ops::rope_forward(p.piece(p.heads(a.K), i), rope_base_, p.pieces.begin(i), k_rope_i);
+  }
 
-  Tensor attn = heads_view(a.attn, dims);
-  sp_attention_forward(sp_, q_rope, k_rope, heads_view(a.V, dims), rule, attn, a.lse);
+  Tensor attn = p.heads(a.attn), lse = p.lse(a.lse);
+  sp_attention_forward(sp_, split, q_rope, k_rope, p.heads(a.V), rule, attn, lse);
   ops::output_gate_forward(a.attn, a.o, a.gated);
   ops::linear_forward(a.gated, w_.out_proj, a.x_mid);
   tp_.all_reduce_sum(a.x_mid);  // row-parallel W_out: sum the heads' partial outputs
@@ -114,9 +134,10 @@ void RatBlock::forward(const BlockDims& dims, const Sparsity& rule, const Tensor
   ops::add_inplace(x_out, a.x_mid);
 }
 
-void RatBlock::backward(const BlockDims& dims, const Sparsity& rule, const Tensor& x_in,
-                        const BlockActivations& a, const Tensor& dx_out, Tensor& dx_in,
-                        BlockScratch& s) {
+void RatBlock::backward(const BlockDims& dims, const Sparsity& rule, SequenceSplit split,
+                        const Tensor& x_in, const BlockActivations& a, const Tensor& dx_out,
+                        Tensor& dx_in, BlockScratch& s) {
+  const PieceViews p(dims, split, sp_);
   // FFN. The residual passes dx_out straight through to dx_mid.
   ops::linear_backward(a.h2, w_.fc2, dx_out, &s.dh2, dw_.fc2);
   ops::gelu_backward(a.h1, s.dh2, s.dh1);
@@ -128,20 +149,21 @@ void RatBlock::backward(const BlockDims& dims, const Sparsity& rule, const Tenso
   // Mixer, in reverse.
   ops::linear_backward(a.gated, w_.out_proj, s.dx_mid, &s.d_gated, dw_.out_proj);
   ops::output_gate_backward(a.attn, a.o, s.d_gated, s.d_attn, s.d_o);
-  Tensor dq_rope = heads_view(s.dq_rope, dims), dk_rope = heads_view(s.dk_rope, dims),
-         dV = heads_view(s.dV, dims);
-  sp_attention_backward(sp_, heads_view(a.q_rope, dims), heads_view(a.k_rope, dims),
-                        heads_view(a.V, dims), heads_view(a.attn, dims), a.lse,
-                        heads_view(s.d_attn, dims), rule, dq_rope, dk_rope, dV);
-  Tensor dq = heads_view(s.dq, dims);
-  const std::int64_t first_position = sp_.rank() * dims.seq;
-  ops::rope_backward(dq_rope, rope_base_, first_position, dq);
-  ops::rope_backward(dk_rope, rope_base_, first_position, dk_rope);  // dL/dK (pre-RoPE), in place
+  Tensor dq_rope = p.heads(s.dq_rope), dk_rope = p.heads(s.dk_rope), dV = p.heads(s.dV);
+  sp_attention_backward(sp_, split, p.heads(a.q_rope), p.heads(a.k_rope), p.heads(a.V),
+                        p.heads(a.attn), p.lse(a.lse), p.heads(s.d_attn), rule, dq_rope, dk_rope,
+                        dV);
+  const Tensor dq = p.heads(s.dq);
+  for (int i = 0; i < p.pieces.count; ++i) {
+    Tensor dq_i = p.piece(dq, i), dk_rope_i = p.piece(dk_rope, i);
+    ops::rope_backward(p.piece(dq_rope, i), rope_base_, p.pieces.begin(i), dq_i);
+    // dL/dK (pre-RoPE), in place
+    ops::rope_backward(dk_rope_i, rope_base_, p.pieces.begin(i), dk_rope_i);
+  }
 
-  Tensor dg = seq_view(s.dg, dims), dk = seq_view(s.dk, dims), dv = seq_view(s.dv, dims);
-  sp_gated_scan_backward(sp_, seq_view(a.gate, dims), seq_view(a.k, dims), seq_view(a.v, dims),
-                         seq_view(a.K, dims), seq_view(a.V, dims), seq_view(s.dk_rope, dims),
-                         seq_view(s.dV, dims), dg, dk, dv);
+  Tensor dg = p.seq(s.dg), dk = p.seq(s.dk), dv = p.seq(s.dv);
+  sp_gated_scan_backward(sp_, split, p.seq(a.gate), p.seq(a.k), p.seq(a.v), p.seq(a.K),
+                         p.seq(a.V), p.seq(s.dk_rope), p.seq(s.dV), dg, dk, dv);
   const Tensor* segments[] = {&s.d_o, &s.dq, &s.dk, &s.dv, &s.dg};
   ops::concat_columns(segments, 5, s.dproj);
   ops::linear_backward(a.normed1, w_.in_proj, s.dproj, &s.dnormed, dw_.in_proj);

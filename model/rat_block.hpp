@@ -59,9 +59,11 @@ struct BlockScratch {
   Tensor dh1, dh2;                             // (N, F)
 };
 
-// Sequence parallelism: the block works on this rank's chunk of positions; RoPE takes
-// the chunk's first global position, and the recurrence and attention exchange what
-// crosses chunk boundaries (parallel/sequence_scan.hpp, sequence_attention.hpp).
+// Sequence parallelism: the block works on this rank's pieces of positions under the
+// pass's split (parallel/sequence_split.hpp: one contiguous chunk, or two zigzag chunks);
+// its N rows are piece-major, (count, B, L). RoPE takes each piece's first global
+// position, and the recurrence and attention exchange what crosses chunk boundaries
+// (parallel/sequence_scan.hpp, sequence_attention.hpp).
 //
 // Tensor parallelism (DESIGN.md "Parallel layout"): each TP rank holds a block of the
 // heads. W_in is column-parallel per segment (o, q, k, v and g each keep their head
@@ -80,14 +82,16 @@ class RatBlock {
   RatBlock(const ModelConfig& config, std::int64_t layer, const ParamStore& store,
            const ParallelContext& ctx);
 
-  // x_in, x_out: (N, d). Fills `act`; uses `scratch`.
-  void forward(const BlockDims& dims, const Sparsity& rule, const Tensor& x_in, Tensor& x_out,
-               BlockActivations& act, BlockScratch& scratch) const;
+  // x_in, x_out: (N, d), rows piece-major under `split` (the pass's, the same for every
+  // layer and on every sp rank). Fills `act`; uses `scratch`.
+  void forward(const BlockDims& dims, const Sparsity& rule, SequenceSplit split,
+               const Tensor& x_in, Tensor& x_out, BlockActivations& act,
+               BlockScratch& scratch) const;
   // dx_out -> dx_in (N, d), both may alias. Parameter gradients accumulate.
   // Not const: it accumulates into this layer's parameter gradients.
-  void backward(const BlockDims& dims, const Sparsity& rule, const Tensor& x_in,
-                const BlockActivations& act, const Tensor& dx_out, Tensor& dx_in,
-                BlockScratch& scratch);
+  void backward(const BlockDims& dims, const Sparsity& rule, SequenceSplit split,
+                const Tensor& x_in, const BlockActivations& act, const Tensor& dx_out,
+                Tensor& dx_in, BlockScratch& scratch);
 
  private:
   struct Weights {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "model/pipeline_runner.hpp"
+#include "parallel/sequence_split.hpp"
 #include "parallel/vocab_parallel.hpp"
 
 namespace ratrain {
@@ -70,13 +71,14 @@ struct RatLM::StageBuffers {
 // One run of a plan over this rank's micro-batches, as run_pipeline drives it.
 class RatLM::StageRun final : public PipelineStageWork {
  public:
-  // ids, labels: (B, T) cut into micro-batches of `rows` rows. No grad_scale: forward only.
-  // The last backward pass reports final gradients to `gradients_final` (may be empty).
+  // ids, labels: (B, T) cut into micro-batches of `rows` rows, in token order under
+  // `split`. No grad_scale: forward only. The last backward pass reports final gradients
+  // to `gradients_final` (may be empty).
   StageRun(RatLM& model, StageBuffers& b, const Tensor& ids, const Tensor& labels,
-           std::int64_t rows, std::vector<Sparsity> rules, std::optional<double> grad_scale,
-           const GradientsFinal& gradients_final)
+           std::int64_t rows, std::vector<Sparsity> rules, SequenceSplit split,
+           std::optional<double> grad_scale, const GradientsFinal& gradients_final)
       : model_(model), b_(b), ids_(ids), labels_(labels), rows_(rows), rules_(std::move(rules)),
-        grad_scale_(grad_scale), gradients_final_(gradients_final) {}
+        split_(split), grad_scale_(grad_scale), gradients_final_(gradients_final) {}
 
   Tensor& input(int m) override { return slot(m).residual.front(); }
   const Tensor& output(int m) override { return slot(m).residual.back(); }
@@ -88,9 +90,9 @@ class RatLM::StageRun final : public PipelineStageWork {
   void forward(int m) override {
     MicroBatch& mb = slot(m);
     const std::int64_t begin = m * rows_;
-    mb.ids.copy_from(ids_.rows(begin, begin + rows_).view(mb.ids.shape()));
-    mb.labels.copy_from(labels_.rows(begin, begin + rows_).view(mb.labels.shape()));
-    model_.forward_stage(b_, mb, rules_);
+    mb.ids.copy_from(micro_batch_rows(ids_, begin));
+    mb.labels.copy_from(micro_batch_rows(labels_, begin));
+    model_.forward_stage(b_, mb, rules_, split_);
     // Training computes the loss with its gradient when the backward pass starts.
     if (!grad_scale_ && model_.stage_.is_last()) add(model_.stage_loss(mb));
   }
@@ -107,7 +109,7 @@ class RatLM::StageRun final : public PipelineStageWork {
         if (!stage.is_first()) model_.report_final(*final_reports, kEmbedding);
       }
     }
-    model_.backward_stage(b_, mb, rules_, final_reports);
+    model_.backward_stage(b_, mb, rules_, split_, final_reports);
   }
 
   // The loss sum and valid labels of every micro-batch: the last stage's, 0 elsewhere.
@@ -115,6 +117,13 @@ class RatLM::StageRun final : public PipelineStageWork {
 
  private:
   MicroBatch& slot(int m) { return b_.in_flight[m % b_.in_flight.size()]; }
+  // The micro-batch's rows [begin, begin + rows_) of ids or labels (token order), flat
+  // and piece-major as the layers take them (parallel/sequence_split.hpp).
+  Tensor micro_batch_rows(const Tensor& tokens, std::int64_t begin) const {
+    const Tensor rows = tokens.rows(begin, begin + rows_);
+    const int pieces = split_ == SequenceSplit::zigzag ? 2 : 1;
+    return (pieces == 1 ? rows : piece_major_tokens(rows, pieces)).view({rows.numel()});
+  }
   void add(const ops::CrossEntropyResult& r) {
     total_.loss_sum += r.loss_sum;
     total_.valid += r.valid;
@@ -126,6 +135,7 @@ class RatLM::StageRun final : public PipelineStageWork {
   const Tensor& labels_;
   std::int64_t rows_;
   std::vector<Sparsity> rules_;
+  SequenceSplit split_;
   std::optional<double> grad_scale_;
   const GradientsFinal& gradients_final_;
   std::int64_t backward_passes_ = 0;
@@ -174,14 +184,19 @@ RatLM::StageBuffers& RatLM::buffers_for(std::int64_t rows, std::int64_t seq, int
   return *buffers_;
 }
 
-void RatLM::forward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules) {
+SequenceSplit RatLM::sequence_split(AttentionMode mode) const {
+  return pass_split(ctx_.sizes.sp_split, ctx_.sp.size(), config_.layer_rules(mode));
+}
+
+void RatLM::forward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules,
+                          SequenceSplit split) {
   if (stage_.is_first())
     vocab_parallel_embedding_forward(ctx_.tp, mb.ids, store_.value(kEmbedding), vocab_begin_,
                                      mb.residual.front());
   for (std::size_t l = 0; l < blocks_.size(); ++l) {
     BlockActivations& act = recompute_ ? *b.recomputed : mb.acts[l];
-    blocks_[l].forward(b.dims, rules[stage_.first_layer + l], mb.residual[l], mb.residual[l + 1],
-                       act, b.scratch);
+    blocks_[l].forward(b.dims, rules[stage_.first_layer + l], split, mb.residual[l],
+                       mb.residual[l + 1], act, b.scratch);
   }
   if (stage_.is_last())
     ops::rmsnorm_forward(mb.residual.back(), store_.value(kFinalNorm), config_.norm_eps,
@@ -206,16 +221,17 @@ ops::CrossEntropyResult RatLM::stage_loss_backward(StageBuffers& b, MicroBatch& 
 }
 
 void RatLM::backward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules,
-                           const GradientsFinal* final_reports) {
+                           SequenceSplit split, const GradientsFinal* final_reports) {
   for (std::size_t l = blocks_.size(); l-- > 0;) {
     const Sparsity& rule = rules[stage_.first_layer + l];
     BlockActivations& act = recompute_ ? *b.recomputed : mb.acts[l];
     if (recompute_) {
       // Refill the shared activations; the recomputed output equals residual[l+1]
       // already stored, so it goes to the scratch d_final buffer, unused here.
-      blocks_[l].forward(b.dims, rule, mb.residual[l], b.d_final, act, b.scratch);
+      blocks_[l].forward(b.dims, rule, split, mb.residual[l], b.d_final, act, b.scratch);
     }
-    blocks_[l].backward(b.dims, rule, mb.residual[l], act, b.d_residual, b.d_residual, b.scratch);
+    blocks_[l].backward(b.dims, rule, split, mb.residual[l], act, b.d_residual, b.d_residual,
+                        b.scratch);
     if (final_reports) report_final(*final_reports, RatBlock::prefix(stage_.first_layer + l));
   }
   if (stage_.is_first()) {
@@ -248,8 +264,8 @@ ops::CrossEntropyResult RatLM::run_plan(const std::vector<PipelineStep>& plan, c
              " rows of a rank's batch do not split into ", micro_batches, " micro-batches");
   const std::int64_t rows = ids.dim(0) / micro_batches;
   StageBuffers& b = buffers_for(rows, ids.dim(1), max_in_flight(plan));
-  StageRun run(*this, b, ids, labels, rows, config_.layer_rules(mode), grad_scale,
-               gradients_final);
+  StageRun run(*this, b, ids, labels, rows, config_.layer_rules(mode), sequence_split(mode),
+               grad_scale, gradients_final);
   run_pipeline(ctx_.pp, plan, run);
   // Only the last stage scored the tokens; every stage returns its numbers.
   Tensor result = Tensor::empty({2}, DType::f64);
@@ -269,8 +285,10 @@ ops::CrossEntropyResult RatLM::forward_backward(const Tensor& ids, const Tensor&
 
 ops::CrossEntropyResult RatLM::forward(const Tensor& ids, const Tensor& labels,
                                        AttentionMode mode, Tensor* logits) {
-  RT_REQUIRE(!logits || (ctx_.tp.size() == 1 && stage_.count == 1),
-             "logits are only available with parallel.tp = 1 and parallel.pp = 1");
+  RT_REQUIRE(!logits || (ctx_.tp.size() == 1 && stage_.count == 1 &&
+                         sequence_split(mode) == SequenceSplit::contiguous),
+             "logits are only available with parallel.tp = 1, parallel.pp = 1 and one "
+             "contiguous chunk per rank (parallel.sp = 1 or parallel.sp_split = contiguous)");
   const auto result = run_plan(forward_plan(stage_.count, stage_.index, 1), ids, labels, mode,
                                std::nullopt, 1, {});
   if (logits) {

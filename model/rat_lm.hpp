@@ -12,7 +12,9 @@
 // FFN, a range of the vocabulary; pipeline parallelism: a range of layers, and the
 // embedding and/or the final norm and tied head, model/pipeline_stage.hpp) and works on
 // the tokens it is given, this rank's part of the batch and of the sequence (the trainer
-// cuts them). A stage runs its micro-batches in 1F1B order, passing activations forward
+// cuts them, under the split sequence_split(mode) names for the pass: zigzag chunks for
+// a dense pass, contiguous ones otherwise; each micro-batch's rows are reordered
+// piece-major for the layers, parallel/sequence_split.hpp). A stage runs its micro-batches in 1F1B order, passing activations forward
 // and their gradients back (model/pipeline_plan.hpp); with one stage that order is
 // F0 B0 F1 B1 ..., plain gradient accumulation. The stage's forward and backward
 // functions are the model's only forward and backward, whatever the layout. Losses and
@@ -68,7 +70,14 @@ class RatLM {
   const ParallelContext& context() const { return ctx_; }
   const PipelineStage& stage() const { return stage_; }
 
-  // ids, labels: (B, T) i32, this rank's part of the batch, run as `micro_batches` equal
+  // The sequence split of a pass in `mode` (parallel/sequence_split.hpp, pass_split):
+  // parallel.sp_split when sp has several ranks and every layer's rule under `mode` is
+  // dense, contiguous otherwise. The tokens given to forward_backward and forward for
+  // that mode must be cut with it (local_tokens).
+  SequenceSplit sequence_split(AttentionMode mode) const;
+
+  // ids, labels: (B, T) i32, this rank's part of the batch (local_tokens under
+  // sequence_split(mode), token order), run as `micro_batches` equal
   // micro-batches of B / micro_batches rows. Accumulates grad_scale * d(loss_sum)/d(params)
   // into this stage's gradients (grad_scale = 1/valid labels of the whole optimizer step
   // gives the mean). Returns the loss sum and the number of valid labels of the B rows,
@@ -103,7 +112,8 @@ class RatLM {
   // The stage's passes over one micro-batch. Forward: the embedding of mb's ids on the
   // first stage (else mb's input, received), the stage's layers, the final norm on the
   // last stage.
-  void forward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules);
+  void forward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules,
+                     SequenceSplit split);
   // The last stage's loss of mb after forward_stage.
   ops::CrossEntropyResult stage_loss(const MicroBatch& mb) const;
   // The same with its gradient: accumulates the head's and the final norm's parameter
@@ -116,7 +126,7 @@ class RatLM {
   // `final_reports`, each layer's and the embedding's gradients are reported after their
   // last write.
   void backward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules,
-                      const GradientsFinal* final_reports);
+                      SequenceSplit split, const GradientsFinal* final_reports);
   // Reports the gradients of the parameters whose names begin with `prefix` (one
   // parameter, or one layer's, registered one after another) to `final_reports`.
   void report_final(const GradientsFinal& final_reports, const std::string& prefix) const;

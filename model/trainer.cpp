@@ -41,7 +41,10 @@ Trainer::Trainer(RatLM& model, AdamW& optimizer, LrSchedule lr, Schedule schedul
 ModeStepResult Trainer::optimizer_step(const Tensor& ids, const Tensor& labels,
                                        AttentionMode mode, double lr) {
   const ParallelContext& ctx = model_.context();
-  const Tensor local_ids = local_tokens(ids, ctx), local_labels = local_tokens(labels, ctx);
+  // The pass's own cut: a joint iteration's sparse and dense passes may split differently.
+  const SequenceSplit split = model_.sequence_split(mode);
+  const Tensor local_ids = local_tokens(ids, ctx, split),
+               local_labels = local_tokens(labels, ctx, split);
   const std::int64_t rows = local_ids.dim(0);
   const std::int64_t micro_rows = micro_batch_ > 0 ? std::min(micro_batch_, rows) : rows;
   RT_REQUIRE(rows % micro_rows == 0, "the rows of a rank (", rows, ") must be divisible by "

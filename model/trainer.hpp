@@ -9,8 +9,9 @@
 // is exactly that of the mean loss over the batch.
 //
 // Parallel layouts: every rank is given the whole batch and works on its block of it
-// (parallel/token_split.hpp: rows by dp, positions by sp; every pipeline stage takes the
-// same block and the model passes it through the stages); the valid-label count comes
+// (parallel/token_split.hpp: rows by dp, positions by sp under the split of the step's
+// pass, RatLM::sequence_split; every pipeline stage takes the same block and the model
+// passes it through the stages); the valid-label count comes
 // from the whole batch, so every rank scales by the same number, and the loss sums of
 // the blocks are added over dp and sp (the model returns the last stage's on every
 // stage). Results are the same on every rank. The trainer connects the model's report of

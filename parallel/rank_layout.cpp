@@ -20,6 +20,20 @@ int stride_of(const ParallelSizes& sizes, Axis axis) {
 
 }  // namespace
 
+std::string_view sequence_split_name(SequenceSplit split) {
+  switch (split) {
+    case SequenceSplit::contiguous: return "contiguous";
+    case SequenceSplit::zigzag: return "zigzag";
+  }
+  return "?";
+}
+
+SequenceSplit parse_sequence_split(std::string_view name, std::string_view key) {
+  for (const SequenceSplit split : {SequenceSplit::contiguous, SequenceSplit::zigzag})
+    if (name == sequence_split_name(split)) return split;
+  RT_FAIL(key, ": unknown sequence split '", name, "'; valid: contiguous, zigzag");
+}
+
 std::string to_string(const ParallelSizes& sizes) {
   return detail::concat("tp=", sizes.tp, " sp=", sizes.sp, " pp=", sizes.pp, " dp=", sizes.dp);
 }

@@ -68,12 +68,25 @@ constexpr auto& field_of(PerAxis& per_axis, Axis axis) {
 // product of four sizes) far inside int64 whatever a config file says.
 inline constexpr int kMaxAxisSize = 1 << 15;
 
-// Ranks per axis. Also the type of the `parallel.*` config keys (io/run_config.hpp).
+// How sequence parallelism cuts each sample's T positions over its S ranks
+// (parallel/sequence_split.hpp): `contiguous`, rank r holds [r Tc, (r + 1) Tc); `zigzag`,
+// T cut into 2S chunks of Tc / 2 and rank r holds chunks r and 2S - 1 - r, which
+// balances the causal work of dense attention. The `parallel.sp_split` key.
+enum class SequenceSplit : std::uint8_t { contiguous, zigzag };
+std::string_view sequence_split_name(SequenceSplit split);
+// "contiguous" | "zigzag"; throws naming `key` and the valid choices otherwise.
+SequenceSplit parse_sequence_split(std::string_view name, std::string_view key);
+
+// Ranks per axis, and how the sp ranks split a sequence. Also the type of the
+// `parallel.*` config keys (io/run_config.hpp).
 struct ParallelSizes {
   int tp = 1;
   int sp = 1;
   int pp = 1;
   int dp = 1;
+  // The split of a pass whose layers are all dense; other passes split contiguously
+  // (sequence_split.hpp, pass_split). Not part of the rank layout: no group depends on it.
+  SequenceSplit sp_split = SequenceSplit::zigzag;
 
   int of(Axis axis) const { return field_of(*this, axis); }
   std::int64_t world() const {

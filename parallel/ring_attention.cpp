@@ -1,17 +1,29 @@
 // Ring attention, the dense regime of sequence-parallel attention: the K, V blocks of the
-// S chunks travel around the sp ring one hop per step, so every rank meets every block
-// while holding two (the one it attends over and the one arriving). Rank r owns chunk r,
-// positions [r Tc, (r + 1) Tc); at step s it holds the block of rank (r - s) mod S.
-// Example, S = 3: rank 2 holds the blocks of ranks 2, 1, 0 at steps 0, 1, 2; rank 0 those
-// of ranks 0, 2, 1, and attends only over its own.
+// S ranks travel around the sp ring one hop per step, so every rank meets every block
+// while holding two (the one it attends over and the one arriving). Rank r's block is its
+// pieces (parallel/sequence_split.hpp): contiguous, chunk r, positions [r Tc, (r + 1) Tc);
+// zigzag, chunks r and 2S - 1 - r of L = Tc / 2 positions, piece-major. At step s it
+// holds the block of rank (r - s) mod S. Example, S = 3: rank 2 holds the blocks of ranks
+// 2, 1, 0 at steps 0, 1, 2; rank 0 those of ranks 0, 2, 1.
 //
-// Forward: the partial (out, lse) of each block is merged into the running result by
-// log-sum-exp (ops::attention_merge). A block of a later rank is skipped: under the
-// causal rule each of its keys follows every query here. It still travels on, keeping
+// At each step a rank's queries meet the held block piece by piece: one key-set op call
+// per (query piece, key piece) pair of ring_step_pairs, each a contiguous (B, L, H, dh)
+// row range of the piece-major operands with the pieces' global positions (q_begin and
+// the key positions), so no copies. A pair whose keys all follow its queries is skipped
+// (under the causal rule no query sees them): contiguous, a block of a later rank; zigzag,
+// the first piece of the queries meets only the first piece of an earlier rank's block,
+// and nothing of a later rank's, while the second piece of the queries sees every block.
+// Example, zigzag S = 2 (chunks of L: rank 0 holds 0 and 3, rank 1 holds 1 and 2): rank 0
+// computes at step 0 (0,0) diagonal, (3,0) full, (3,3) diagonal; at step 1 (3,1), (3,2)
+// full. Rank 1 at step 0 (1,1) diagonal, (2,1) full, (2,2) diagonal; at step 1 (1,0),
+// (2,0) full. Both compute 2 diagonals and 3 full L x L blocks.
+//
+// Forward: the partial (out, lse) of each pair is merged into its query piece's running
+// result by log-sum-exp (ops::attention_merge). Skipped blocks still travel on, keeping
 // the ring regular.
 // Backward: the k, v blocks travel as in the forward; each block's dk, dv accumulators
 // follow one step behind. At step s a rank adds its queries' terms for the block it
-// holds into a scratch (ops::attention_backward_keys), receives the block's
+// holds into a scratch (ops::attention_backward_keys, one call per pair), receives the block's
 // accumulators from the rank that worked on it at step s - 1, adds the scratch to them
 // and sends them on; dq accumulates locally. After the last step one more hop of the
 // accumulators brings every block's dk, dv home (rank r worked last on block r + 1).
@@ -23,20 +35,20 @@
 // MPI without a progress thread they advance mostly at the waits.
 //
 // Correct for any rule (the key-set ops apply it by position), economical for the dense
-// one; sp_attention_* use it for D = 1 only.
-//
-// Later refinement: with contiguous chunks rank r attends over r + 1 blocks, so the last
-// rank works S times as long as the first. The zigzag split (rank r holding chunks r and
-// 2S - 1 - r of 2S) balances the causal work.
+// one; sp_attention_* use it for D = 1 only. With contiguous chunks rank r attends over
+// r + 1 blocks, so the last rank works about 2S - 1 times as long as the first; the
+// zigzag split gives every rank the same causal work (sequence_split.hpp).
 //
 // Device-agnostic: the blocks, partial results and positions are made on the operands'
 // device (partial lse in lse's dtype: f32 on the GPU), so the same code runs on host
 // f32 / f64 and device bf16 / f32 tensors.
 #include <utility>
+#include <vector>
 
 #include "kernels/ops.hpp"
 #include "parallel/sequence_attention.hpp"
 #include "parallel/sequence_rows.hpp"
+#include "parallel/sequence_split.hpp"
 
 namespace ratrain {
 namespace {
@@ -51,7 +63,22 @@ struct RingNeighbours {
 // The rank whose block this rank holds at `step`.
 int block_owner(const Group& sp, int step) { return (sp.rank() - step + sp.size()) % sp.size(); }
 
-// The block this rank starts the ring with: a stack (2, B, Tc, H, dh) of its k and v.
+// This rank's pieces, for piece-major operands (count B, L, H, dh) like q.
+SequencePieces pieces_of(const Group& sp, SequenceSplit split, const Tensor& q, const char* op) {
+  const SequencePieces pieces =
+      SequencePieces::with_piece_length(split, sp.rank(), sp.size(), q.dim(1));
+  RT_REQUIRE(q.dim(0) % pieces.count == 0, op, ": ", sequence_split_name(split),
+             " operands must be (", pieces.count, " B, L, H, dh), got ", shape_str(q.shape()));
+  return pieces;
+}
+
+// Piece `piece` of piece-major operands (count B, ...): its (B, ...) rows.
+Tensor piece_rows(const Tensor& t, const SequencePieces& pieces, int piece) {
+  const std::int64_t batch = t.dim(0) / pieces.count;
+  return t.rows(piece * batch, (piece + 1) * batch);
+}
+
+// The block this rank starts the ring with: a stack (2, count B, L, H, dh) of its k and v.
 Tensor first_block(const Tensor& k, const Tensor& v) {
   Tensor block = zero_stack(2, k, k.dim(1));
   stack_part(block, 0).copy_from(k);
@@ -59,76 +86,100 @@ Tensor first_block(const Tensor& k, const Tensor& v) {
   return block;
 }
 
-// Positions (Tc) of `owner`'s chunk, i32 on `device`.
-Tensor chunk_positions(int owner, std::int64_t chunk, Device device) {
-  return position_tensor(indices_of({owner * chunk, (owner + 1) * chunk}), device);
+// Positions (L) of piece `piece` of `pieces`, i32 on `device`.
+Tensor piece_positions(const SequencePieces& pieces, int piece, Device device) {
+  return position_tensor(indices_of({pieces.begin(piece), pieces.begin(piece) + pieces.length}),
+                         device);
 }
 
 }  // namespace
 
-void ring_attention_forward(const Group& sp, const Tensor& q, const Tensor& k,
-                            const Tensor& v, const Sparsity& rule, Tensor& out, Tensor& lse) {
+void ring_attention_forward(const Group& sp, SequenceSplit split, const Tensor& q,
+                            const Tensor& k, const Tensor& v, const Sparsity& rule, Tensor& out,
+                            Tensor& lse) {
   require_chunk_operands(sp.size(), q, {{&k, "k"}, {&v, "v"}, {&out, "out"}},
                          "ring_attention_forward");
-  const std::int64_t chunk = q.dim(1), q_begin = sp.rank() * chunk;
+  const SequencePieces here = pieces_of(sp, split, q, "ring_attention_forward");
   const RingNeighbours ring(sp);
-  Tensor block = first_block(k, v);        // (2, B, Tc, H, dh): k, v of the block held
-  Tensor incoming = zero_stack(2, k, chunk);  // (2, B, Tc, H, dh): the next block
-  Tensor part_out = Tensor::empty(out.shape(), out.dtype(), out.device());  // (B, Tc, H, dh)
-  Tensor part_lse = Tensor::empty(lse.shape(), lse.dtype(), lse.device());  // (B, H, Tc)
+  Tensor block = first_block(k, v);                 // (2, count B, L, H, dh): the block held
+  Tensor incoming = zero_stack(2, k, here.length);  // (2, count B, L, H, dh): the next block
+  const Tensor out_0 = piece_rows(out, here, 0), lse_0 = piece_rows(lse, here, 0);
+  Tensor part_out = Tensor::empty(out_0.shape(), out.dtype(), out.device());  // (B, L, H, dh)
+  Tensor part_lse = Tensor::empty(lse_0.shape(), lse.dtype(), lse.device());  // (B, H, L)
+  // Whether a query piece's running result holds a first part (step 0 gives every piece
+  // its own diagonal pair).
+  std::vector<char> started(static_cast<std::size_t>(here.count), 0);
   for (int step = 0; step < sp.size(); ++step) {
     CollectiveRequest arriving;
     if (step + 1 < sp.size()) arriving = sp.shift_async(block, ring.next, incoming, ring.previous);
-    const int owner = block_owner(sp, step);
-    if (step == 0) {
-      ops::attention_forward_keys(q, q_begin, k, v, chunk_positions(owner, chunk, q.device()),
-                                  rule, out, lse);
-    } else if (owner < sp.rank()) {  // later ranks' keys all follow every query here
-      ops::attention_forward_keys(q, q_begin, stack_part(block, 0), stack_part(block, 1),
-                                  chunk_positions(owner, chunk, q.device()), rule, part_out,
-                                  part_lse);
-      ops::attention_merge(out, lse, part_out, part_lse);
+    const SequencePieces keys = here.of_rank(block_owner(sp, step));
+    for (const PiecePair& pair : ring_step_pairs(here, keys)) {
+      const Tensor q_i = piece_rows(q, here, pair.query);
+      const Tensor k_j = piece_rows(stack_part(block, 0), keys, pair.key),
+                   v_j = piece_rows(stack_part(block, 1), keys, pair.key);
+      const Tensor positions = piece_positions(keys, pair.key, q.device());
+      Tensor out_i = piece_rows(out, here, pair.query), lse_i = piece_rows(lse, here, pair.query);
+      char& first = started[static_cast<std::size_t>(pair.query)];
+      if (!first) {
+        ops::attention_forward_keys(q_i, here.begin(pair.query), k_j, v_j, positions, rule, out_i,
+                                    lse_i);
+        first = 1;
+      } else {
+        ops::attention_forward_keys(q_i, here.begin(pair.query), k_j, v_j, positions, rule,
+                                    part_out, part_lse);
+        ops::attention_merge(out_i, lse_i, part_out, part_lse);
+      }
     }
     arriving.wait();
     std::swap(block, incoming);
   }
+  for (const char first : started) RT_ASSERT(first);
 }
 
-void ring_attention_backward(const Group& sp, const Tensor& q, const Tensor& k,
-                             const Tensor& v, const Tensor& out, const Tensor& lse,
-                             const Tensor& dout, const Sparsity& rule, Tensor& dq, Tensor& dk,
-                             Tensor& dv) {
+void ring_attention_backward(const Group& sp, SequenceSplit split, const Tensor& q,
+                             const Tensor& k, const Tensor& v, const Tensor& out,
+                             const Tensor& lse, const Tensor& dout, const Sparsity& rule,
+                             Tensor& dq, Tensor& dk, Tensor& dv) {
   require_chunk_operands(sp.size(), q,
                          {{&k, "k"}, {&v, "v"}, {&out, "out"}, {&dout, "dout"}, {&dq, "dq"},
                           {&dk, "dk"}, {&dv, "dv"}},
                          "ring_attention_backward");
-  const std::int64_t chunk = q.dim(1), q_begin = sp.rank() * chunk;
+  const SequencePieces here = pieces_of(sp, split, q, "ring_attention_backward");
+  const std::int64_t length = here.length;
   const RingNeighbours ring(sp);
-  Tensor block = first_block(k, v);            // (2, B, Tc, H, dh): k, v of the block held
-  Tensor incoming = zero_stack(2, k, chunk);      // the next k, v block
-  Tensor grads = zero_stack(2, k, chunk);         // dk, dv accumulators of the block held
-  Tensor grads_incoming = zero_stack(2, k, chunk);  // those of the next block
-  Tensor terms = zero_stack(2, k, chunk);         // this rank's dk, dv terms for the block
+  // Stacks (2, count B, L, H, dh):
+  Tensor block = first_block(k, v);                  // k, v of the block held
+  Tensor incoming = zero_stack(2, k, length);        // the next k, v block
+  Tensor grads = zero_stack(2, k, length);           // dk, dv accumulators of the block held
+  Tensor grads_incoming = zero_stack(2, k, length);  // those of the next block
+  Tensor terms = zero_stack(2, k, length);           // this rank's dk, dv terms for the block
   CollectiveRequest grads_arriving;
   dq.zero();
   for (int step = 0; step < sp.size(); ++step) {
     CollectiveRequest arriving;
     if (step + 1 < sp.size()) arriving = sp.shift_async(block, ring.next, incoming, ring.previous);
-    const int owner = block_owner(sp, step);
-    const bool sees_block = owner <= sp.rank();  // causal: no query here sees later keys
+    const SequencePieces keys = here.of_rank(block_owner(sp, step));
+    // Causal: the pairs whose queries see some key of the block.
+    const std::vector<PiecePair> pairs = ring_step_pairs(here, keys);
     // The block's own rank starts its accumulators (zeros); the others add to them.
     Tensor& into = step == 0 ? grads : terms;
-    if (sees_block) {
-      if (step > 0) terms.zero();
-      Tensor into_dk = stack_part(into, 0), into_dv = stack_part(into, 1);
-      ops::attention_backward_keys(q, q_begin, stack_part(block, 0), stack_part(block, 1),
-                                   chunk_positions(owner, chunk, q.device()), out, lse, dout,
-                                   rule, dq, into_dk, into_dv);
+    if (!pairs.empty() && step > 0) terms.zero();
+    for (const PiecePair& pair : pairs) {
+      const Tensor positions = piece_positions(keys, pair.key, q.device());
+      Tensor dq_i = piece_rows(dq, here, pair.query);
+      Tensor dk_j = piece_rows(stack_part(into, 0), keys, pair.key),
+             dv_j = piece_rows(stack_part(into, 1), keys, pair.key);
+      ops::attention_backward_keys(
+          piece_rows(q, here, pair.query), here.begin(pair.query),
+          piece_rows(stack_part(block, 0), keys, pair.key),
+          piece_rows(stack_part(block, 1), keys, pair.key), positions,
+          piece_rows(out, here, pair.query), piece_rows(lse, here, pair.query),
+          piece_rows(dout, here, pair.query), rule, dq_i, dk_j, dv_j);
     }
     if (step > 0) {
       grads_arriving.wait();
       std::swap(grads, grads_incoming);
-      if (sees_block) ops::add_inplace(grads, terms);
+      if (!pairs.empty()) ops::add_inplace(grads, terms);
     }
     // On to the next rank, which works on this block next step; the last step's send
     // takes every block home.

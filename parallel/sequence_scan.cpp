@@ -32,7 +32,11 @@
 // state too, (P, Z_K, Z_V, K_end, V_end): still one all-gather.
 #include "parallel/sequence_scan.hpp"
 
+#include <vector>
+
 #include "kernels/ops.hpp"
+#include "parallel/sequence_rows.hpp"
+#include "parallel/sequence_split.hpp"
 
 namespace ratrain {
 namespace {
@@ -41,53 +45,123 @@ namespace {
 constexpr std::int64_t kEndStateField = 3;
 static_assert(kEndStateField + 2 == ops::kAdjointSummaryFields);
 
-// A (fields, B, C) tensor in the state type (the gate's dtype and device) of `gate` (B, Tc, C).
-Tensor state_fields(const Tensor& gate, std::int64_t fields) {
-  return Tensor::empty({fields, gate.dim(0), gate.dim(2)}, gate.dtype(), gate.device());
+// This rank's pieces, for piece-major operands (count B, L, C) like `t`.
+SequencePieces pieces_of(const Group& sp, SequenceSplit split, const Tensor& t) {
+  const SequencePieces pieces =
+      SequencePieces::with_piece_length(split, sp.rank(), sp.size(), t.dim(1));
+  RT_REQUIRE(t.rank() == 3 && t.dim(0) % pieces.count == 0, "sp_gated_scan: ",
+             sequence_split_name(split), " operands must be (", pieces.count, " B, L, C), got ",
+             shape_str(t.shape()));
+  return pieces;
 }
 
-// Every rank's (fields, B, C) summary, (S, fields, B, C), rank q's at [q]: the call's one
-// collective.
+// Piece `piece` of a piece-major (count B, L, C) tensor: its (B, L, C) rows.
+Tensor piece_rows(const Tensor& t, const SequencePieces& pieces, int piece) {
+  const std::int64_t batch = t.dim(0) / pieces.count;
+  return t.rows(piece * batch, (piece + 1) * batch);
+}
+
+// This rank's summary, (count, fields, B, C) in the state type (the gate's dtype and
+// device) of `gate` (count B, L, C).
+Tensor summary_of(const Tensor& gate, const SequencePieces& pieces, std::int64_t fields) {
+  return Tensor::empty({pieces.count, fields, gate.dim(0) / pieces.count, gate.dim(2)},
+                       gate.dtype(), gate.device());
+}
+
+// A (2, B, C) state in the state type of `gate`.
+Tensor state_like(const Tensor& summary) {
+  return Tensor::empty({2, summary.dim(2), summary.dim(3)}, summary.dtype(), summary.device());
+}
+
+// Every rank's summary (count, F, B, C) gathered: (S count, F, B, C), rank q's piece i at
+// [q count + i]. The call's one collective.
 Tensor gather_summaries(const Group& sp, const Tensor& summary) {
   const Shape& s = summary.shape();
-  return sp.all_gather(summary).view({sp.size(), s[0], s[1], s[2]});
+  return sp.all_gather(summary).view({sp.size() * s[0], s[1], s[2], s[3]});
+}
+
+// The gathered summaries of global chunks [first, end), in chunk order: a view when they
+// are consecutive in `gathered` (contiguous split), else a copy.
+Tensor chunks_in_order(const Tensor& gathered, const SequencePieces& pieces, int first, int end) {
+  std::vector<std::int64_t> units;
+  for (int c = first; c < end; ++c) {
+    const ChunkOwner owner = chunk_owner(pieces, c);
+    units.push_back(std::int64_t{owner.rank} * pieces.count + owner.piece);
+  }
+  bool consecutive = true;
+  for (std::size_t n = 1; n < units.size(); ++n) consecutive &= units[n] == units[n - 1] + 1;
+  if (units.empty()) return gathered.rows(0, 0);
+  if (consecutive) return gathered.rows(units.front(), units.back() + 1);
+  Shape shape = gathered.shape();
+  shape[0] = std::int64_t(units.size());
+  Tensor ordered = Tensor::empty(shape, gathered.dtype(), gathered.device());
+  for (std::size_t n = 0; n < units.size(); ++n) {
+    Tensor into = ordered.rows(std::int64_t(n), std::int64_t(n) + 1);
+    into.copy_from(gathered.rows(units[n], units[n] + 1));
+  }
+  return ordered;
 }
 
 }  // namespace
 
-void sp_gated_scan_forward(const Group& sp, const Tensor& g, const Tensor& k, const Tensor& v,
-                           Tensor& gate, Tensor& K, Tensor& V) {
-  ops::gated_scan_forward(g, k, v, gate, K, V);  // K^0, V^0: from a zero state
+void sp_gated_scan_forward(const Group& sp, SequenceSplit split, const Tensor& g, const Tensor& k,
+                           const Tensor& v, Tensor& gate, Tensor& K, Tensor& V) {
+  ops::gated_scan_forward(g, k, v, gate, K, V);  // K^0, V^0: every piece from a zero state
   if (sp.size() == 1) return;
-  Tensor summary = state_fields(gate, ops::kStateSummaryFields);  // (3, B, C): P, X_K, X_V
-  ops::gated_scan_state_summary(gate, K, V, summary);
-  const Tensor summaries = gather_summaries(sp, summary);  // (S, 3, B, C)
-  if (sp.rank() == 0) return;                              // enters with the zero state
-  Tensor state_in = state_fields(gate, 2);                 // (2, B, C): K_in, V_in
-  ops::gated_scan_fold(summaries.rows(0, sp.rank()), ops::FoldOrder::first_to_last, state_in);
-  ops::gated_scan_apply_carry(gate, state_in, K, V);
+  const SequencePieces pieces = pieces_of(sp, split, g);
+  // (count, 3, B, C): P, X_K, X_V of each piece
+  Tensor summary = summary_of(gate, pieces, ops::kStateSummaryFields);
+  for (int i = 0; i < pieces.count; ++i) {
+    Tensor part = stack_part(summary, i);
+    ops::gated_scan_state_summary(piece_rows(gate, pieces, i), piece_rows(K, pieces, i),
+                                  piece_rows(V, pieces, i), part);
+  }
+  const Tensor summaries = gather_summaries(sp, summary);  // (S count, 3, B, C)
+  for (int i = 0; i < pieces.count; ++i) {
+    if (pieces.chunk(i) == 0) continue;  // enters with the zero state
+    Tensor state_in = state_like(summary);  // (2, B, C): K_in, V_in
+    ops::gated_scan_fold(chunks_in_order(summaries, pieces, 0, pieces.chunk(i)),
+                         ops::FoldOrder::first_to_last, state_in);
+    Tensor K_i = piece_rows(K, pieces, i), V_i = piece_rows(V, pieces, i);
+    ops::gated_scan_apply_carry(piece_rows(gate, pieces, i), state_in, K_i, V_i);
+  }
 }
 
-void sp_gated_scan_backward(const Group& sp, const Tensor& gate, const Tensor& k, const Tensor& v,
-                            const Tensor& K, const Tensor& V, const Tensor& dK, const Tensor& dV,
-                            Tensor& dg, Tensor& dk, Tensor& dv) {
+void sp_gated_scan_backward(const Group& sp, SequenceSplit split, const Tensor& gate,
+                            const Tensor& k, const Tensor& v, const Tensor& K, const Tensor& V,
+                            const Tensor& dK, const Tensor& dV, Tensor& dg, Tensor& dk,
+                            Tensor& dv) {
   ops::gated_scan_backward(gate, k, v, K, V, dK, dV, dg, dk, dv);  // c = 0, K_{-1} = 0
   if (sp.size() == 1) return;
-  // (5, B, C): P, Z_K, Z_V, K_end, V_end
-  Tensor summary = state_fields(gate, ops::kAdjointSummaryFields);
-  ops::gated_scan_adjoint_summary(gate, dK, dV, K, V, summary);
-  const Tensor summaries = gather_summaries(sp, summary);  // (S, 5, B, C)
-  const int rank = sp.rank();
-  Tensor adjoint_in = state_fields(gate, 2);  // (2, B, C): c_K, c_V
-  ops::gated_scan_fold(summaries.rows(rank + 1, sp.size()), ops::FoldOrder::last_to_first,
-                       adjoint_in);
-  // (2, B, C): K_in, V_in, the previous rank's end state; zero on rank 0.
-  const Shape state_shape = {2, gate.dim(0), gate.dim(2)};
-  const std::int64_t field = gate.dim(0) * gate.dim(2);
-  const Tensor state_in =
-      rank > 0 ? summaries.rows(rank - 1, rank).flat_view(kEndStateField * field, state_shape)
-               : Tensor::zeros(state_shape, gate.dtype(), gate.device());
-  ops::gated_scan_carry_backward(gate, k, v, K, V, state_in, adjoint_in, dg, dk, dv);
+  const SequencePieces pieces = pieces_of(sp, split, gate);
+  // (count, 5, B, C): P, Z_K, Z_V, K_end, V_end of each piece
+  Tensor summary = summary_of(gate, pieces, ops::kAdjointSummaryFields);
+  for (int i = 0; i < pieces.count; ++i) {
+    Tensor part = stack_part(summary, i);
+    ops::gated_scan_adjoint_summary(piece_rows(gate, pieces, i), piece_rows(dK, pieces, i),
+                                    piece_rows(dV, pieces, i), piece_rows(K, pieces, i),
+                                    piece_rows(V, pieces, i), part);
+  }
+  const Tensor summaries = gather_summaries(sp, summary);  // (S count, 5, B, C)
+  const std::int64_t field = summary.dim(2) * summary.dim(3);
+  const Shape state_shape = {2, summary.dim(2), summary.dim(3)};
+  for (int i = 0; i < pieces.count; ++i) {
+    const int chunk = pieces.chunk(i);
+    Tensor adjoint_in = state_like(summary);  // (2, B, C): c_K, c_V from the later chunks
+    ops::gated_scan_fold(chunks_in_order(summaries, pieces, chunk + 1, pieces.chunks()),
+                         ops::FoldOrder::last_to_first, adjoint_in);
+    // (2, B, C): K_in, V_in, the previous chunk's end state; zero for chunk 0.
+    const Tensor state_in =
+        chunk > 0 ? chunks_in_order(summaries, pieces, chunk - 1, chunk)
+                        .flat_view(kEndStateField * field, state_shape)
+                  : Tensor::zeros(state_shape, gate.dtype(), gate.device());
+    Tensor dg_i = piece_rows(dg, pieces, i), dk_i = piece_rows(dk, pieces, i),
+           dv_i = piece_rows(dv, pieces, i);
+    ops::gated_scan_carry_backward(piece_rows(gate, pieces, i), piece_rows(k, pieces, i),
+                                   piece_rows(v, pieces, i), piece_rows(K, pieces, i),
+                                   piece_rows(V, pieces, i), state_in, adjoint_in, dg_i, dk_i,
+                                   dv_i);
+  }
 }
 
 }  // namespace ratrain

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 
+#include "parallel/sequence_split.hpp"
+
 namespace ratrain {
 
-Tensor local_tokens(const Tensor& tokens, const ParallelContext& ctx) {
+Tensor local_tokens(const Tensor& tokens, const ParallelContext& ctx, SequenceSplit split) {
   RT_REQUIRE(tokens.rank() == 2 && tokens.dtype() == DType::i32 && tokens.device() == Device::cpu,
              "local_tokens takes a (B, T) int32 host tensor, got ", shape_str(tokens.shape()), " ",
              dtype_name(tokens.dtype()));
@@ -16,12 +18,15 @@ Tensor local_tokens(const Tensor& tokens, const ParallelContext& ctx) {
              sp, "): sequence parallelism gives each rank the same number of positions");
   if (dp == 1 && sp == 1) return tokens;
   const std::int64_t rows = batch / dp, cols = seq / sp;
-  const std::int64_t row0 = ctx.dp.rank() * rows, col0 = ctx.sp.rank() * cols;
+  const SequencePieces pieces(split, ctx.sp.rank(), sp, cols);
+  const std::int64_t row0 = ctx.dp.rank() * rows;
   Tensor out = Tensor::empty({rows, cols}, DType::i32);
   const std::int32_t* in = tokens.data<std::int32_t>();
   std::int32_t* o = out.data<std::int32_t>();
   for (std::int64_t r = 0; r < rows; ++r)
-    std::copy_n(in + (row0 + r) * seq + col0, cols, o + r * cols);
+    for (int i = 0; i < pieces.count; ++i)
+      std::copy_n(in + (row0 + r) * seq + pieces.begin(i), pieces.length,
+                  o + r * cols + i * pieces.length);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // Layout independence of training (issue #4 acceptance, DESIGN.md principle 4): under
-// every parallel layout that fits the world, three iterations of each schedule give the
+// every parallel layout that fits the world (sequence parallelism split zigzag or
+// contiguous, parallel/sequence_split.hpp), three iterations of each schedule give the
 // losses, gradient norms and final parameters of the single-process run within 1e-5
 // relative in f32, and within 1e-12 in f64 (so any difference is rounding, not maths);
 // so do the parameters gathered for a model file (every stage's, every TP part).
@@ -131,14 +132,21 @@ double relative_error(const Tensor& a, const Tensor& b) {
 }
 
 // The layouts of a world of `size` ranks. kBatch = 4 rows: micro_batch 1 gives M = 4
-// micro-batches (2 under dp2), micro_batch 2 gives M = 2.
+// micro-batches (2 under dp2), micro_batch 2 gives M = 2. Sequence parallelism splits
+// zigzag by default (parallel.sp_split): the dense passes of the dense and joint schedules
+// then run on chunks r and 2S - 1 - r (sp2: 6 positions each, sp4: 3), the sparse passes
+// contiguously; sp2 and sp4 run contiguous as well, and sp8 (chunks of 3) only so.
+constexpr SequenceSplit kContiguous = SequenceSplit::contiguous;
 std::vector<LayoutCase> default_bucket_layouts(int size) {
   switch (size) {
-    case 2: return {{{.tp = 2}}, {{.sp = 2}}, {{.dp = 2}}, {{.pp = 2}, 1}};
-    case 4: return {{{.tp = 2, .sp = 2}}, {{.sp = 4}}, {{.tp = 2, .dp = 2}}, {{.sp = 2, .dp = 2}},
-                    {{.tp = 4}}, {{.dp = 4}}, {{.pp = 4}, 1}, {{.pp = 2, .dp = 2}},
-                    {{.tp = 2, .pp = 2}, 1, true}, {{.sp = 2, .pp = 2}, 2}};
-    case 8: return {{{.tp = 2, .sp = 2, .dp = 2}}, {{.sp = 8}},
+    case 2: return {{{.tp = 2}}, {{.sp = 2}}, {{.sp = 2, .sp_split = kContiguous}}, {{.dp = 2}},
+                    {{.pp = 2}, 1}};
+    case 4: return {{{.tp = 2, .sp = 2}}, {{.sp = 4}}, {{.sp = 4, .sp_split = kContiguous}},
+                    {{.tp = 2, .dp = 2}}, {{.sp = 2, .dp = 2}}, {{.tp = 4}}, {{.dp = 4}},
+                    {{.pp = 4}, 1}, {{.pp = 2, .dp = 2}}, {{.tp = 2, .pp = 2}, 1, true},
+                    {{.sp = 2, .pp = 2}, 2}, {{.sp = 2, .pp = 2}, 1, true}};
+    // sp8 cuts T = 24 into chunks of 3: contiguous only (zigzag needs 2 sp | T).
+    case 8: return {{{.tp = 2, .sp = 2, .dp = 2}}, {{.sp = 8, .sp_split = kContiguous}},
                     {{.sp = 2, .pp = 2, .dp = 2}, 1}, {{.tp = 2, .sp = 2, .pp = 2}, 1, true}};
     default: return {{{.dp = size}}};
   }
@@ -156,7 +164,8 @@ std::vector<LayoutCase> layouts(int size) {
 }
 
 std::string describe(const LayoutCase& how) {
-  return to_string(how.sizes) + ", micro_batch " + std::to_string(how.micro_batch) +
+  return to_string(how.sizes) + " " + std::string(sequence_split_name(how.sizes.sp_split)) +
+         ", micro_batch " + std::to_string(how.micro_batch) +
          (how.recompute ? ", recompute" : "") + ", buckets of " +
          std::to_string(how.bucket_bytes) + " bytes";
 }
@@ -204,6 +213,10 @@ TEST_P(ModelParallel, ThreeIterationsMatchOneProcess) {
     const TrainingRun& reference = references.at(how.micro_batch);
     const ParallelContext ctx = ParallelContext::create(world, how.sizes, kDevice);
     const TrainingRun run = train(ctx, schedule, dtype, how);
+    // The dense passes ran under the layout's split, the sparse ones contiguously.
+    EXPECT_EQ(run.model->sequence_split(AttentionMode::dense),
+              how.sizes.sp > 1 ? how.sizes.sp_split : SequenceSplit::contiguous);
+    EXPECT_EQ(run.model->sequence_split(AttentionMode::sparse), SequenceSplit::contiguous);
     ASSERT_EQ(run.steps.size(), reference.steps.size());
     for (std::size_t s = 0; s < run.steps.size(); ++s) {
       const ModeStepResult &got = run.steps[s], &want = reference.steps[s];
@@ -248,7 +261,9 @@ TEST(DataParallelOverlap, LastLayersBucketsStartBeforeTheFirstLayersBackward) {
         buckets.begin(), buckets.end(), [&](const GradBucket& b) { return b.begin >= layer1_begin; });
 
     const auto [ids, labels] = batch_of(0);
-    const Tensor local_ids = local_tokens(ids, ctx), local_labels = local_tokens(labels, ctx);
+    const SequenceSplit split = model.sequence_split(AttentionMode::sparse);
+    const Tensor local_ids = local_tokens(ids, ctx, split),
+                 local_labels = local_tokens(labels, ctx, split);
     long long started_before_layer0 = -1;
     const test::Traffic traffic = test::traffic_of([&] {
       model.params().zero_grads();

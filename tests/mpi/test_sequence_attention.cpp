@@ -1,10 +1,14 @@
 // Sequence-parallel attention under mpiexec (np 2, 3, 4 and the singleton; 3 is the ring
 // with an odd number of ranks, whose send/recv order is the delicate one): every rank
 // builds the same whole-sequence q, k, v, dout (fixed seed), computes the single-process
-// reference over the whole sequence, runs sp_attention_forward / _backward on its chunk
+// reference over the whole sequence, runs sp_attention_forward / _backward on its rows
 // and compares its rows of out, lse, dq, dk, dv. B = 2, H = 3, dh = 8, Tc = 12 (not a
 // power of two), T = S Tc. The rules put windows and prefixes across chunk boundaries
-// and beyond one chunk. With np 4 the sp group of a (sp 2, dp 2) layout runs too.
+// and beyond one chunk. With np 4 the sp group of a (sp 2, dp 2) layout runs too. Both
+// splits (parallel/sequence_split.hpp): contiguous for every rule, zigzag (chunks r and
+// 2S - 1 - r of 6 positions, operands piece-major) for the dense rule through
+// sp_attention_* and for every rule through the ring itself, which applies any rule by
+// position and so also checks its skipping of pieces under the zigzag split.
 //
 // Tolerances: f64 1e-12, the two differ only in summation order. f32 1e-5 against the
 // f64 reference on the same f32-rounded inputs: values are O(1), outputs and merges are
@@ -26,6 +30,7 @@
 #include "parallel/dilated_key_plan.hpp"
 #include "parallel/parallel_context.hpp"
 #include "parallel/sequence_attention.hpp"
+#include "parallel/sequence_split.hpp"
 #include "tests/mpi/mpi_test_util.hpp"
 #include "tests/unit/error_test_util.hpp"
 #include "tests/unit/kernels/kernel_test_util.hpp"
@@ -87,38 +92,55 @@ Reference reference(const Sparsity& rule, std::int64_t seq, DType dtype) {
   return r;
 }
 
-using ForwardFn = void (*)(const Group&, const Tensor&, const Tensor&, const Tensor&,
-                           const Sparsity&, Tensor&, Tensor&);
-using BackwardFn = void (*)(const Group&, const Tensor&, const Tensor&, const Tensor&,
-                            const Tensor&, const Tensor&, const Tensor&, const Sparsity&,
-                            Tensor&, Tensor&, Tensor&);
+using ForwardFn = void (*)(const Group&, SequenceSplit, const Tensor&, const Tensor&,
+                           const Tensor&, const Sparsity&, Tensor&, Tensor&);
+using BackwardFn = void (*)(const Group&, SequenceSplit, const Tensor&, const Tensor&,
+                            const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                            const Sparsity&, Tensor&, Tensor&, Tensor&);
 
-// Runs forward and backward on this rank's chunk and compares with the reference rows.
-void expect_chunk_matches(const Group& sp, const Sparsity& rule, DType dtype, ForwardFn forward,
-                          BackwardFn backward, const std::string& label) {
+// This rank's pieces of a whole-sequence tensor, piece-major along the batch: `rows` cuts
+// positions [begin, end) of one piece (chunk_rows or chunk_lse).
+template <typename Rows>
+Tensor piece_major(const Tensor& whole, const SequencePieces& pieces, Rows rows) {
+  std::vector<Tensor> parts;
+  for (int i = 0; i < pieces.count; ++i)
+    parts.push_back(rows(whole, pieces.begin(i), pieces.begin(i) + pieces.length));
+  Shape shape = parts.front().shape();
+  shape[0] *= pieces.count;
+  Tensor out = Tensor::empty(shape, whole.dtype());
+  for (int i = 0; i < pieces.count; ++i)
+    out.rows(i * kBatch, (i + 1) * kBatch).copy_from(parts[static_cast<std::size_t>(i)]);
+  return out;
+}
+
+// Runs forward and backward on this rank's pieces under `split` and compares with the
+// reference rows.
+void expect_chunk_matches(const Group& sp, SequenceSplit split, const Sparsity& rule, DType dtype,
+                          ForwardFn forward, BackwardFn backward, const std::string& label) {
   const std::int64_t seq = sp.size() * kChunk;
-  const std::int64_t begin = sp.rank() * kChunk, end = begin + kChunk;
+  const SequencePieces pieces(split, sp.rank(), sp.size(), kChunk);
   const Reference ref = reference(rule, seq, dtype);
-  auto mine = [&](const Tensor& whole) {
-    return chunk_rows(whole, begin, end).to(dtype).to(kTestDevice);
-  };
+  const auto rows = [&](const Tensor& whole) { return piece_major(whole, pieces, chunk_rows); };
+  const auto lse_rows = [&](const Tensor& whole) { return piece_major(whole, pieces, chunk_lse); };
+  auto mine = [&](const Tensor& whole) { return rows(whole).to(dtype).to(kTestDevice); };
   const Tensor q = mine(ref.q), k = mine(ref.k), v = mine(ref.v), dout = mine(ref.dout);
   Tensor out = Tensor::empty(q.shape(), dtype, kTestDevice);
-  Tensor lse = Tensor::empty({kBatch, kHeads, kChunk}, dtype, kTestDevice);
+  Tensor lse = Tensor::empty({pieces.count * kBatch, kHeads, pieces.length}, dtype, kTestDevice);
   Tensor dq = Tensor::empty(q.shape(), dtype, kTestDevice),
          dk = Tensor::empty(q.shape(), dtype, kTestDevice),
          dv = Tensor::empty(q.shape(), dtype, kTestDevice);
-  forward(sp, q, k, v, rule, out, lse);
-  backward(sp, q, k, v, out, lse, dout, rule, dq, dk, dv);
-  const std::string where = label + ", " + std::string(dtype_name(dtype)) + ", rank " +
+  forward(sp, split, q, k, v, rule, out, lse);
+  backward(sp, split, q, k, v, out, lse, dout, rule, dq, dk, dv);
+  const std::string where = label + ", " + std::string(sequence_split_name(split)) + ", " +
+                            std::string(dtype_name(dtype)) + ", rank " +
                             std::to_string(sp.rank()) + " of " + std::to_string(sp.size());
   const double tol = tolerance(dtype);
   const auto host = [](const Tensor& t) { return t.to(Device::cpu); };
-  EXPECT_LT(test::max_abs_diff(host(out), chunk_rows(ref.out, begin, end)), tol) << where << ": out";
-  EXPECT_LT(test::max_abs_diff(host(lse), chunk_lse(ref.lse, begin, end)), tol) << where << ": lse";
-  EXPECT_LT(test::max_abs_diff(host(dq), chunk_rows(ref.dq, begin, end)), tol) << where << ": dq";
-  EXPECT_LT(test::max_abs_diff(host(dk), chunk_rows(ref.dk, begin, end)), tol) << where << ": dk";
-  EXPECT_LT(test::max_abs_diff(host(dv), chunk_rows(ref.dv, begin, end)), tol) << where << ": dv";
+  EXPECT_LT(test::max_abs_diff(host(out), rows(ref.out)), tol) << where << ": out";
+  EXPECT_LT(test::max_abs_diff(host(lse), lse_rows(ref.lse)), tol) << where << ": lse";
+  EXPECT_LT(test::max_abs_diff(host(dq), rows(ref.dq)), tol) << where << ": dq";
+  EXPECT_LT(test::max_abs_diff(host(dk), rows(ref.dk)), tol) << where << ": dk";
+  EXPECT_LT(test::max_abs_diff(host(dv), rows(ref.dv)), tol) << where << ": dv";
 }
 
 // The sp group over the whole world, and with 4 ranks also the sp groups of a (sp 2,
@@ -142,9 +164,14 @@ TEST(SequenceAttention, MatchesSingleProcessRows) {
   if (const std::string why = missing_gpus(); !why.empty()) GTEST_SKIP() << why;
   for (const auto& [group_name, sp] : sp_groups())
     for (const DType dtype : test_dtypes())
-      for (const RuleCase& c : kRules)
-        expect_chunk_matches(sp, c.rule, dtype, sp_attention_forward, sp_attention_backward,
-                             group_name + ", " + c.name);
+      for (const RuleCase& c : kRules) {
+        expect_chunk_matches(sp, SequenceSplit::contiguous, c.rule, dtype, sp_attention_forward,
+                             sp_attention_backward, group_name + ", " + c.name);
+        // Zigzag serves dense passes only (pass_split); a group of one holds one piece.
+        if (c.rule.is_dense() && sp.size() > 1)
+          expect_chunk_matches(sp, SequenceSplit::zigzag, c.rule, dtype, sp_attention_forward,
+                               sp_attention_backward, group_name + ", " + c.name);
+      }
 }
 
 // Ring attention applies any rule by position; the sparse rules exercise its block
@@ -152,9 +179,23 @@ TEST(SequenceAttention, MatchesSingleProcessRows) {
 TEST(SequenceAttention, RingServesEveryRule) {
   if (const std::string why = missing_gpus(); !why.empty()) GTEST_SKIP() << why;
   const Group sp = sp_groups().front().second;
-  for (const RuleCase& c : kRules)
-    expect_chunk_matches(sp, c.rule, test_dtypes().front(), ring_attention_forward,
-                         ring_attention_backward, std::string("ring, ") + c.name);
+  for (const SequenceSplit split : {SequenceSplit::contiguous, SequenceSplit::zigzag})
+    for (const RuleCase& c : kRules)
+      expect_chunk_matches(sp, split, c.rule, test_dtypes().front(), ring_attention_forward,
+                           ring_attention_backward, std::string("ring, ") + c.name);
+}
+
+// The dilated exchange needs one contiguous chunk per rank: a dilated rule under the
+// zigzag split is refused before any exchange.
+TEST(SequenceAttention, ZigzagRefusesADilatedRule) {
+  const Group sp = world_group();
+  if (sp.size() == 1) GTEST_SKIP() << "a group of one holds one piece";
+  const Tensor q = Tensor::zeros({2 * kBatch, kChunk / 2, kHeads, kDh}, DType::f64);
+  Tensor out = Tensor::empty(q.shape(), DType::f64),
+         lse = Tensor::empty({2 * kBatch, kHeads, kChunk / 2}, DType::f64);
+  const std::string error = error_of(
+      [&] { sp_attention_forward(sp, SequenceSplit::zigzag, q, q, q, {4, 0, 0}, out, lse); });
+  EXPECT_NE(error.find("contiguous split"), std::string::npos) << error;
 }
 
 TEST(SequenceAttention, DilatedRegimeRefusesTheDenseRule) {

@@ -3,9 +3,11 @@
 //
 // Every rank builds the same full (B, T, C) inputs from fixed random streams
 // (kernel_test_util.hpp), runs the single-process ops over the whole sequence as the
-// reference, takes its chunk of rows [r Tc, (r + 1) Tc) and runs sp_gated_scan_forward and
-// _backward with sp = the world. Shapes are no powers of two: B = 2, C = 5 and 37, Tc = 7
-// and 14 (T = S Tc). The gate logits are offset per channel by -3, 0 or +3 (gates near
+// reference, takes its pieces of rows and runs sp_gated_scan_forward and _backward with
+// sp = the world, under both splits (parallel/sequence_split.hpp): contiguous, the chunk
+// [r Tc, (r + 1) Tc); zigzag, chunks r and 2S - 1 - r of L rows, piece-major (2B, L, C),
+// whose carries fold over the chunks in global order, not rank order. Shapes are no powers
+// of two: B = 2, C = 5 and 37, L = 7 and 14 rows per piece (T = S Tc, Tc = L or 2L). The gate logits are offset per channel by -3, 0 or +3 (gates near
 // 0.05, 0.5 or 0.95, plus N(0, 1.5^2) noise): long memories carry a state through whole
 // chunks, short ones forget it within a row; the test checks that the carries change K and
 // dk on the ranks that receive one.
@@ -14,8 +16,8 @@
 // and no error grows (every gate is below 1).
 //
 // Traffic (tests/mpi/mpi_traffic_counter.hpp counts it through MPI's profiling interface):
-// each sp call must make exactly one all-gather, sending F B C elements (F = 3 forward,
-// 5 backward) whatever Tc, and no other communication.
+// each sp call must make exactly one all-gather, sending F B C elements per piece (F = 3
+// forward, 5 backward) whatever Tc, and no other communication.
 //
 // Built again for the GPU (tests/gpu/mpi): the chunk's tensors live on the rank's GPU, the
 // summaries travel through NCCL (not counted by the MPI profiler: no traffic checks), f32
@@ -28,6 +30,7 @@
 #include "kernels/ops.hpp"
 #include "parallel/parallel_context.hpp"
 #include "parallel/sequence_scan.hpp"
+#include "parallel/sequence_split.hpp"
 #include "tests/mpi/mpi_test_util.hpp"
 #include "tests/mpi/mpi_traffic_counter.hpp"
 #include "tests/unit/kernels/kernel_test_util.hpp"
@@ -55,6 +58,16 @@ Tensor time_rows(const Tensor& x, std::int64_t first, std::int64_t count) {
   for (std::int64_t b = 0; b < x.dim(0); ++b)
     out.rows(b, b + 1).copy_from(
         x.rows(b, b + 1).view({seq, c}).rows(first, first + count).view({1, count, c}));
+  return out;
+}
+
+// This rank's pieces of x (B, T, C), piece-major: (count B, L, C), piece i at batch rows
+// [i B, (i + 1) B).
+Tensor piece_rows(const Tensor& x, const SequencePieces& pieces) {
+  const std::int64_t batch = x.dim(0);
+  Tensor out = Tensor::empty({pieces.count * batch, pieces.length, x.dim(2)}, x.dtype());
+  for (int i = 0; i < pieces.count; ++i)
+    out.rows(i * batch, (i + 1) * batch).copy_from(time_rows(x, pieces.begin(i), pieces.length));
   return out;
 }
 
@@ -87,12 +100,15 @@ void expect_close(const Tensor& got, const Tensor& ref, DType dtype, const std::
   EXPECT_LE(test::rel_error(got.to(Device::cpu), ref), tolerance(dtype)) << label;
 }
 
-void check_chunk(const Group& sp, DType dtype, std::int64_t chunk_rows, std::int64_t channels) {
-  const std::int64_t first = sp.rank() * chunk_rows;
-  const Shape full = {kBatch, sp.size() * chunk_rows, channels};  // (B, T, C)
-  const Shape local = {kBatch, chunk_rows, channels};             // (B, Tc, C)
-  const std::string label = std::string(dtype_name(dtype)) +
-                            ", Tc = " + std::to_string(chunk_rows) +
+void check_chunk(const Group& sp, SequenceSplit split, DType dtype, std::int64_t piece_length,
+                 std::int64_t channels) {
+  const SequencePieces pieces =
+      SequencePieces::with_piece_length(split, sp.rank(), sp.size(), piece_length);
+  const Shape full = {kBatch, pieces.chunks() * piece_length, channels};  // (B, T, C)
+  const Shape local = {pieces.count * kBatch, piece_length, channels};    // (count B, L, C)
+  const std::string label = std::string(sequence_split_name(split)) + ", " +
+                            std::string(dtype_name(dtype)) + ", L = " +
+                            std::to_string(piece_length) +
                             ", C = " + std::to_string(channels) + ", rank " +
                             std::to_string(sp.rank()) + " of " + std::to_string(sp.size());
 
@@ -104,24 +120,24 @@ void check_chunk(const Group& sp, DType dtype, std::int64_t chunk_rows, std::int
   ScanTensors ref(full, dtype);
   ops::gated_scan_forward(g, k, v, ref.gate, ref.K, ref.V);
   ops::gated_scan_backward(ref.gate, k, v, ref.K, ref.V, dK, dV, ref.dg, ref.dk, ref.dv);
-  const auto mine = [&](const Tensor& x) { return time_rows(x, first, chunk_rows); };
+  const auto mine = [&](const Tensor& x) { return piece_rows(x, pieces); };
 
   const Tensor g_r = mine(g), k_r = mine(k), v_r = mine(v), dK_r = mine(dK), dV_r = mine(dV);
   const auto on_device = [](const Tensor& x) { return x.to(kTestDevice); };
   ScanTensors got(local, dtype, kTestDevice);
   const test::Traffic forward = test::traffic_of([&] {
-    sp_gated_scan_forward(sp, on_device(g_r), on_device(k_r), on_device(v_r), got.gate, got.K,
-                          got.V);
+    sp_gated_scan_forward(sp, split, on_device(g_r), on_device(k_r), on_device(v_r), got.gate,
+                          got.K, got.V);
   });
   const test::Traffic backward = test::traffic_of([&] {
-    sp_gated_scan_backward(sp, got.gate, on_device(k_r), on_device(v_r), got.K, got.V,
+    sp_gated_scan_backward(sp, split, got.gate, on_device(k_r), on_device(v_r), got.K, got.V,
                            on_device(dK_r), on_device(dV_r), got.dg, got.dk, got.dv);
   });
   if (kTestDevice == Device::cpu) {
-    expect_one_all_gather(forward, sp, ops::kStateSummaryFields, channels, dtype,
-                          label + ", forward");
-    expect_one_all_gather(backward, sp, ops::kAdjointSummaryFields, channels, dtype,
-                          label + ", backward");
+    expect_one_all_gather(forward, sp, pieces.count * ops::kStateSummaryFields, channels,
+                          dtype, label + ", forward");
+    expect_one_all_gather(backward, sp, pieces.count * ops::kAdjointSummaryFields, channels,
+                          dtype, label + ", backward");
   }
 
   expect_close(got.gate, mine(ref.gate), dtype, label + ", gate");
@@ -137,10 +153,12 @@ void check_chunk(const Group& sp, DType dtype, std::int64_t chunk_rows, std::int
   ops::gated_scan_forward(g_r, k_r, v_r, alone.gate, alone.K, alone.V);
   ops::gated_scan_backward(alone.gate, k_r, v_r, alone.K, alone.V, dK_r, dV_r, alone.dg, alone.dk,
                            alone.dv);
-  if (sp.rank() > 0) {
+  // A carry arrives from earlier chunks unless this rank holds only chunk 0, and from
+  // later ones unless it holds only the last chunk (zigzag: every rank gets both).
+  if (pieces.chunk(pieces.count - 1) > 0) {
     EXPECT_GT(test::rel_error(alone.K, got.K.to(Device::cpu)), 1e-2) << label;
   }
-  if (sp.rank() + 1 < sp.size()) {
+  if (pieces.chunk(0) + 1 < pieces.chunks()) {
     EXPECT_GT(test::rel_error(alone.dk, got.dk.to(Device::cpu)), 1e-2) << label;
   }
 }
@@ -151,9 +169,13 @@ TEST(SequenceScan, EqualsTheWholeSequenceOnEveryChunk) {
   const Group sp = ParallelContext::create(world, {.sp = world.size()}, kTestDevice).sp;
   const std::vector<DType> dtypes =
       kTestDevice == Device::cpu ? std::vector{DType::f64, DType::f32} : std::vector{DType::f32};
-  for (const DType dtype : dtypes)
-    for (const std::int64_t chunk_rows : {7, 14})
-      for (const std::int64_t channels : {5, 37}) check_chunk(sp, dtype, chunk_rows, channels);
+  for (const SequenceSplit split : {SequenceSplit::contiguous, SequenceSplit::zigzag}) {
+    if (split == SequenceSplit::zigzag && sp.size() == 1) continue;  // a group of one: one piece
+    for (const DType dtype : dtypes)
+      for (const std::int64_t piece_length : {7, 14})
+        for (const std::int64_t channels : {5, 37})
+          check_chunk(sp, split, dtype, piece_length, channels);
+  }
 }
 
 }  // namespace

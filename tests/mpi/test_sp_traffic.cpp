@@ -106,9 +106,10 @@ PassTraffic scan_traffic(const Group& sp, std::int64_t chunk) {
          V = Tensor::empty(shape, kDtype), dg = Tensor::empty(shape, kDtype),
          dk = Tensor::empty(shape, kDtype), dv = Tensor::empty(shape, kDtype);
   PassTraffic t;
-  t.forward = test::traffic_of([&] { sp_gated_scan_forward(sp, g, k, v, gate, K, V); });
+  constexpr SequenceSplit kSplit = SequenceSplit::contiguous;
+  t.forward = test::traffic_of([&] { sp_gated_scan_forward(sp, kSplit, g, k, v, gate, K, V); });
   t.backward = test::traffic_of(
-      [&] { sp_gated_scan_backward(sp, gate, k, v, K, V, dK, dV, dg, dk, dv); });
+      [&] { sp_gated_scan_backward(sp, kSplit, gate, k, v, K, V, dK, dV, dg, dk, dv); });
   return t;
 }
 
@@ -120,9 +121,11 @@ PassTraffic attention_traffic(const Group& sp, const Sparsity& rule, std::int64_
          dq = Tensor::empty(shape, kDtype), dk = Tensor::empty(shape, kDtype),
          dv = Tensor::empty(shape, kDtype);
   PassTraffic t;
-  t.forward = test::traffic_of([&] { sp_attention_forward(sp, q, k, v, rule, out, lse); });
+  constexpr SequenceSplit kSplit = SequenceSplit::contiguous;  // the dilated exchange's
+  t.forward =
+      test::traffic_of([&] { sp_attention_forward(sp, kSplit, q, k, v, rule, out, lse); });
   t.backward = test::traffic_of(
-      [&] { sp_attention_backward(sp, q, k, v, out, lse, dout, rule, dq, dk, dv); });
+      [&] { sp_attention_backward(sp, kSplit, q, k, v, out, lse, dout, rule, dq, dk, dv); });
   return t;
 }
 

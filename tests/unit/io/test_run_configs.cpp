@@ -54,6 +54,30 @@ TEST(RunConfigs, ParallelSizesAreRankCounts) {
       << message;
 }
 
+// parallel.sp_split: zigzag by default, contiguous on request, anything else refused;
+// zigzag needs 2 sp | train.seq_len, contiguous only sp | train.seq_len.
+TEST(RunConfigs, SequenceSplitIsZigzagOrContiguous) {
+  const std::vector<std::string> sp3 = {"model.vocab_size=259", "parallel.sp=3",
+                                        "train.seq_len=9"};
+  const RunConfig zigzag = load_run_config("", sp3);
+  EXPECT_EQ(zigzag.parallel.sp_split, SequenceSplit::zigzag);
+  const std::string odd = error_of([&] { validate_run_config(zigzag); });
+  EXPECT_NE(odd.find("train.seq_len (9) must be divisible by 2 * parallel.sp (6) for the zigzag "
+                     "split (parallel.sp_split = zigzag"),
+            std::string::npos)
+      << odd;
+  std::vector<std::string> contiguous = sp3;
+  contiguous.push_back("parallel.sp_split=contiguous");
+  const RunConfig c = load_run_config("", contiguous);
+  EXPECT_EQ(c.parallel.sp_split, SequenceSplit::contiguous);
+  EXPECT_NO_THROW(validate_run_config(c));
+  const std::string bad = error_of([] { load_run_config("", {"parallel.sp_split=ring"}); });
+  EXPECT_NE(bad.find("parallel.sp_split: unknown sequence split 'ring'; valid: contiguous, "
+                     "zigzag"),
+            std::string::npos)
+      << bad;
+}
+
 // The hang watchdog is on by default (launch/step_watchdog.hpp); 0 turns it off.
 TEST(RunConfigs, HangTimeoutDefaultsToHalfAnHourAndIsNotNegative) {
   EXPECT_EQ(load_run_config("", {}).train.hang_timeout_s, 1800);
