@@ -17,3 +17,6 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 ctest --preset cuda -L gpu --timeout 180 -j1 "$@" >"$logs/ctest.log" 2>&1 || true
 grep -E "\*\*\*Failed|\*\*\*Exception|Timeout|Not Run" "$logs/ctest.log" | head -40 || true
 sed -n '/tests passed/,$p' "$logs/ctest.log" | head -20
+# The summary line once more, last: callers that keep only the tail still see it (the
+# skipped-test list above can be longer than their tail).
+grep -E "tests passed" "$logs/ctest.log" || echo "gpu_check: no ctest summary; see $logs/ctest.log"
