@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <string>
 
 #include "io/batch.hpp"
 #include "io/checkpoint_resume.hpp"
@@ -111,8 +112,14 @@ int train_command(const std::vector<std::string>& args) {
   // Every rank reads the data and the whole batch, and works on its block of it.
   const Group world = group_from_mpi(MPI_COMM_WORLD);
   const ParallelContext ctx = ParallelContext::create(world, config.parallel, config.train.device);
-  if (ctx.world_size > 1)
-    log_info("parallel layout ", to_string(config.parallel), " over ", ctx.world_size, " ranks");
+  if (ctx.world_size > 1) {
+    std::string split;  // the sequence split of dense passes (dilated ones are contiguous)
+    if (config.parallel.sp > 1)
+      split = " (sp split: " + std::string(sequence_split_name(config.parallel.sp_split)) +
+              " for dense passes)";
+    log_info("parallel layout ", to_string(config.parallel), split, " over ", ctx.world_size,
+             " ranks");
+  }
 
   // World rank 0 writes the run folder's files.
   std::optional<MetricsWriter> metrics;
