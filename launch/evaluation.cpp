@@ -27,9 +27,9 @@ double validation_loss(RatLM& model, const TokenDataset& data, const EvalShape& 
     valid += static_cast<double>(r.valid);
   }
   // Each rank scored its block of every batch (rows by dp, positions by sp, either split:
-  // the loss is a sum over tokens). Under
-  // pipeline parallelism the forward pass ran through the stages and every stage
-  // returned the last stage's numbers, so there is nothing to add over pp.
+  // the loss is a sum over tokens). Under pipeline parallelism the forward pass ran
+  // through the stages and every stage returned the last stage's numbers, so there is
+  // nothing to add over pp.
   loss_sum = sum_over_token_blocks(loss_sum, ctx);
   valid = sum_over_token_blocks(valid, ctx);
   return loss_sum / std::max(valid, 1.0);

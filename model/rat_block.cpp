@@ -24,9 +24,6 @@ struct PieceViews {
   Tensor lse(const Tensor& t) const {  // (B, H, Tc) -> (count B, H, L)
     return t.view({batch_rows(), dims.heads, pieces.length});
   }
-  Tensor piece(const Tensor& view, int i) const {  // (count B, ...) -> piece i's (B, ...)
-    return view.rows(i * dims.batch, (i + 1) * dims.batch);
-  }
   BlockDims dims;
   SequencePieces pieces;
 };
@@ -113,9 +110,9 @@ void RatBlock::forward(const BlockDims& dims, const Sparsity& rule, SequenceSpli
   sp_gated_scan_forward(sp_, split, p.seq(s.g), p.seq(a.k), p.seq(a.v), gate, K, V);
   Tensor q_rope = p.heads(a.q_rope), k_rope = p.heads(a.k_rope);
   for (int i = 0; i < p.pieces.count; ++i) {  // each piece from its first global position
-    Tensor q_rope_i = p.piece(q_rope, i), k_rope_i = p.piece(k_rope, i);
-    ops::rope_forward(p.piece(p.heads(a.q), i), rope_base_, p.pieces.begin(i), q_rope_i);
-    ops::rope_forward(p.piece(p.heads(a.K), i), rope_base_, p.pieces.begin(i), k_rope_i);
+    Tensor q_rope_i = p.pieces.rows_of(q_rope, i), k_rope_i = p.pieces.rows_of(k_rope, i);
+    ops::rope_forward(p.pieces.rows_of(p.heads(a.q), i), rope_base_, p.pieces.begin(i), q_rope_i);
+    ops::rope_forward(p.pieces.rows_of(p.heads(a.K), i), rope_base_, p.pieces.begin(i), k_rope_i);
   }
 
   Tensor attn = p.heads(a.attn), lse = p.lse(a.lse);
@@ -155,8 +152,8 @@ void RatBlock::backward(const BlockDims& dims, const Sparsity& rule, SequenceSpl
                         dV);
   const Tensor dq = p.heads(s.dq);
   for (int i = 0; i < p.pieces.count; ++i) {
-    Tensor dq_i = p.piece(dq, i), dk_rope_i = p.piece(dk_rope, i);
-    ops::rope_backward(p.piece(dq_rope, i), rope_base_, p.pieces.begin(i), dq_i);
+    Tensor dq_i = p.pieces.rows_of(dq, i), dk_rope_i = p.pieces.rows_of(dk_rope, i);
+    ops::rope_backward(p.pieces.rows_of(dq_rope, i), rope_base_, p.pieces.begin(i), dq_i);
     // dL/dK (pre-RoPE), in place
     ops::rope_backward(dk_rope_i, rope_base_, p.pieces.begin(i), dk_rope_i);
   }

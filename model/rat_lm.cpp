@@ -121,7 +121,7 @@ class RatLM::StageRun final : public PipelineStageWork {
   // and piece-major as the layers take them (parallel/sequence_split.hpp).
   Tensor micro_batch_rows(const Tensor& tokens, std::int64_t begin) const {
     const Tensor rows = tokens.rows(begin, begin + rows_);
-    const int pieces = split_ == SequenceSplit::zigzag ? 2 : 1;
+    const int pieces = pieces_per_rank(split_);
     return (pieces == 1 ? rows : piece_major_tokens(rows, pieces)).view({rows.numel()});
   }
   void add(const ops::CrossEntropyResult& r) {

@@ -14,8 +14,9 @@
 // the tokens it is given, this rank's part of the batch and of the sequence (the trainer
 // cuts them, under the split sequence_split(mode) names for the pass: zigzag chunks for
 // a dense pass, contiguous ones otherwise; each micro-batch's rows are reordered
-// piece-major for the layers, parallel/sequence_split.hpp). A stage runs its micro-batches in 1F1B order, passing activations forward
-// and their gradients back (model/pipeline_plan.hpp); with one stage that order is
+// piece-major for the layers, parallel/sequence_split.hpp). A stage runs its
+// micro-batches in 1F1B order, passing activations forward and their gradients back
+// (model/pipeline_plan.hpp); with one stage that order is
 // F0 B0 F1 B1 ..., plain gradient accumulation. The stage's forward and backward
 // functions are the model's only forward and backward, whatever the layout. Losses and
 // gradients it returns are this rank's contributions; summing them over the dp and sp

@@ -65,17 +65,7 @@ int block_owner(const Group& sp, int step) { return (sp.rank() - step + sp.size(
 
 // This rank's pieces, for piece-major operands (count B, L, H, dh) like q.
 SequencePieces pieces_of(const Group& sp, SequenceSplit split, const Tensor& q, const char* op) {
-  const SequencePieces pieces =
-      SequencePieces::with_piece_length(split, sp.rank(), sp.size(), q.dim(1));
-  RT_REQUIRE(q.dim(0) % pieces.count == 0, op, ": ", sequence_split_name(split),
-             " operands must be (", pieces.count, " B, L, H, dh), got ", shape_str(q.shape()));
-  return pieces;
-}
-
-// Piece `piece` of piece-major operands (count B, ...): its (B, ...) rows.
-Tensor piece_rows(const Tensor& t, const SequencePieces& pieces, int piece) {
-  const std::int64_t batch = t.dim(0) / pieces.count;
-  return t.rows(piece * batch, (piece + 1) * batch);
+  return SequencePieces::of_operand(split, sp.rank(), sp.size(), q, 4, op);
 }
 
 // The block this rank starts the ring with: a stack (2, count B, L, H, dh) of its k and v.
@@ -103,7 +93,7 @@ void ring_attention_forward(const Group& sp, SequenceSplit split, const Tensor& 
   const RingNeighbours ring(sp);
   Tensor block = first_block(k, v);                 // (2, count B, L, H, dh): the block held
   Tensor incoming = zero_stack(2, k, here.length);  // (2, count B, L, H, dh): the next block
-  const Tensor out_0 = piece_rows(out, here, 0), lse_0 = piece_rows(lse, here, 0);
+  const Tensor out_0 = here.rows_of(out, 0), lse_0 = here.rows_of(lse, 0);
   Tensor part_out = Tensor::empty(out_0.shape(), out.dtype(), out.device());  // (B, L, H, dh)
   Tensor part_lse = Tensor::empty(lse_0.shape(), lse.dtype(), lse.device());  // (B, H, L)
   // Whether a query piece's running result holds a first part (step 0 gives every piece
@@ -114,11 +104,11 @@ void ring_attention_forward(const Group& sp, SequenceSplit split, const Tensor& 
     if (step + 1 < sp.size()) arriving = sp.shift_async(block, ring.next, incoming, ring.previous);
     const SequencePieces keys = here.of_rank(block_owner(sp, step));
     for (const PiecePair& pair : ring_step_pairs(here, keys)) {
-      const Tensor q_i = piece_rows(q, here, pair.query);
-      const Tensor k_j = piece_rows(stack_part(block, 0), keys, pair.key),
-                   v_j = piece_rows(stack_part(block, 1), keys, pair.key);
+      const Tensor q_i = here.rows_of(q, pair.query);
+      const Tensor k_j = keys.rows_of(stack_part(block, 0), pair.key),
+                   v_j = keys.rows_of(stack_part(block, 1), pair.key);
       const Tensor positions = piece_positions(keys, pair.key, q.device());
-      Tensor out_i = piece_rows(out, here, pair.query), lse_i = piece_rows(lse, here, pair.query);
+      Tensor out_i = here.rows_of(out, pair.query), lse_i = here.rows_of(lse, pair.query);
       char& first = started[static_cast<std::size_t>(pair.query)];
       if (!first) {
         ops::attention_forward_keys(q_i, here.begin(pair.query), k_j, v_j, positions, rule, out_i,
@@ -166,15 +156,15 @@ void ring_attention_backward(const Group& sp, SequenceSplit split, const Tensor&
     if (!pairs.empty() && step > 0) terms.zero();
     for (const PiecePair& pair : pairs) {
       const Tensor positions = piece_positions(keys, pair.key, q.device());
-      Tensor dq_i = piece_rows(dq, here, pair.query);
-      Tensor dk_j = piece_rows(stack_part(into, 0), keys, pair.key),
-             dv_j = piece_rows(stack_part(into, 1), keys, pair.key);
+      Tensor dq_i = here.rows_of(dq, pair.query);
+      Tensor dk_j = keys.rows_of(stack_part(into, 0), pair.key),
+             dv_j = keys.rows_of(stack_part(into, 1), pair.key);
       ops::attention_backward_keys(
-          piece_rows(q, here, pair.query), here.begin(pair.query),
-          piece_rows(stack_part(block, 0), keys, pair.key),
-          piece_rows(stack_part(block, 1), keys, pair.key), positions,
-          piece_rows(out, here, pair.query), piece_rows(lse, here, pair.query),
-          piece_rows(dout, here, pair.query), rule, dq_i, dk_j, dv_j);
+          here.rows_of(q, pair.query), here.begin(pair.query),
+          keys.rows_of(stack_part(block, 0), pair.key),
+          keys.rows_of(stack_part(block, 1), pair.key), positions,
+          here.rows_of(out, pair.query), here.rows_of(lse, pair.query),
+          here.rows_of(dout, pair.query), rule, dq_i, dk_j, dv_j);
     }
     if (step > 0) {
       grads_arriving.wait();

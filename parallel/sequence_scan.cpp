@@ -47,18 +47,7 @@ static_assert(kEndStateField + 2 == ops::kAdjointSummaryFields);
 
 // This rank's pieces, for piece-major operands (count B, L, C) like `t`.
 SequencePieces pieces_of(const Group& sp, SequenceSplit split, const Tensor& t) {
-  const SequencePieces pieces =
-      SequencePieces::with_piece_length(split, sp.rank(), sp.size(), t.dim(1));
-  RT_REQUIRE(t.rank() == 3 && t.dim(0) % pieces.count == 0, "sp_gated_scan: ",
-             sequence_split_name(split), " operands must be (", pieces.count, " B, L, C), got ",
-             shape_str(t.shape()));
-  return pieces;
-}
-
-// Piece `piece` of a piece-major (count B, L, C) tensor: its (B, L, C) rows.
-Tensor piece_rows(const Tensor& t, const SequencePieces& pieces, int piece) {
-  const std::int64_t batch = t.dim(0) / pieces.count;
-  return t.rows(piece * batch, (piece + 1) * batch);
+  return SequencePieces::of_operand(split, sp.rank(), sp.size(), t, 3, "sp_gated_scan");
 }
 
 // This rank's summary, (count, fields, B, C) in the state type (the gate's dtype and
@@ -113,8 +102,8 @@ void sp_gated_scan_forward(const Group& sp, SequenceSplit split, const Tensor& g
   Tensor summary = summary_of(gate, pieces, ops::kStateSummaryFields);
   for (int i = 0; i < pieces.count; ++i) {
     Tensor part = stack_part(summary, i);
-    ops::gated_scan_state_summary(piece_rows(gate, pieces, i), piece_rows(K, pieces, i),
-                                  piece_rows(V, pieces, i), part);
+    ops::gated_scan_state_summary(pieces.rows_of(gate, i), pieces.rows_of(K, i),
+                                  pieces.rows_of(V, i), part);
   }
   const Tensor summaries = gather_summaries(sp, summary);  // (S count, 3, B, C)
   for (int i = 0; i < pieces.count; ++i) {
@@ -122,8 +111,8 @@ void sp_gated_scan_forward(const Group& sp, SequenceSplit split, const Tensor& g
     Tensor state_in = state_like(summary);  // (2, B, C): K_in, V_in
     ops::gated_scan_fold(chunks_in_order(summaries, pieces, 0, pieces.chunk(i)),
                          ops::FoldOrder::first_to_last, state_in);
-    Tensor K_i = piece_rows(K, pieces, i), V_i = piece_rows(V, pieces, i);
-    ops::gated_scan_apply_carry(piece_rows(gate, pieces, i), state_in, K_i, V_i);
+    Tensor K_i = pieces.rows_of(K, i), V_i = pieces.rows_of(V, i);
+    ops::gated_scan_apply_carry(pieces.rows_of(gate, i), state_in, K_i, V_i);
   }
 }
 
@@ -138,9 +127,9 @@ void sp_gated_scan_backward(const Group& sp, SequenceSplit split, const Tensor& 
   Tensor summary = summary_of(gate, pieces, ops::kAdjointSummaryFields);
   for (int i = 0; i < pieces.count; ++i) {
     Tensor part = stack_part(summary, i);
-    ops::gated_scan_adjoint_summary(piece_rows(gate, pieces, i), piece_rows(dK, pieces, i),
-                                    piece_rows(dV, pieces, i), piece_rows(K, pieces, i),
-                                    piece_rows(V, pieces, i), part);
+    ops::gated_scan_adjoint_summary(pieces.rows_of(gate, i), pieces.rows_of(dK, i),
+                                    pieces.rows_of(dV, i), pieces.rows_of(K, i),
+                                    pieces.rows_of(V, i), part);
   }
   const Tensor summaries = gather_summaries(sp, summary);  // (S count, 5, B, C)
   const std::int64_t field = summary.dim(2) * summary.dim(3);
@@ -155,11 +144,11 @@ void sp_gated_scan_backward(const Group& sp, SequenceSplit split, const Tensor& 
         chunk > 0 ? chunks_in_order(summaries, pieces, chunk - 1, chunk)
                         .flat_view(kEndStateField * field, state_shape)
                   : Tensor::zeros(state_shape, gate.dtype(), gate.device());
-    Tensor dg_i = piece_rows(dg, pieces, i), dk_i = piece_rows(dk, pieces, i),
-           dv_i = piece_rows(dv, pieces, i);
-    ops::gated_scan_carry_backward(piece_rows(gate, pieces, i), piece_rows(k, pieces, i),
-                                   piece_rows(v, pieces, i), piece_rows(K, pieces, i),
-                                   piece_rows(V, pieces, i), state_in, adjoint_in, dg_i, dk_i,
+    Tensor dg_i = pieces.rows_of(dg, i), dk_i = pieces.rows_of(dk, i),
+           dv_i = pieces.rows_of(dv, i);
+    ops::gated_scan_carry_backward(pieces.rows_of(gate, i), pieces.rows_of(k, i),
+                                   pieces.rows_of(v, i), pieces.rows_of(K, i),
+                                   pieces.rows_of(V, i), state_in, adjoint_in, dg_i, dk_i,
                                    dv_i);
   }
 }

@@ -12,7 +12,7 @@ SequencePieces::SequencePieces(SequenceSplit how, int rank_in_group, int group_s
     : split(how),
       rank(rank_in_group),
       ranks(group_size),
-      count(how == SequenceSplit::zigzag ? 2 : 1),
+      count(pieces_per_rank(how)),
       length(local_length / count) {
   RT_REQUIRE(ranks >= 1 && rank >= 0 && rank < ranks, "sequence rank ", rank,
              " is outside a group of ", ranks);
@@ -21,6 +21,16 @@ SequencePieces::SequencePieces(SequenceSplit how, int rank_in_group, int group_s
              " chunks, so train.seq_len must be divisible by ", 2 * ranks, " (each rank holds ",
              local_length, " positions); choose another train.seq_len or parallel.sp, or "
              "parallel.sp_split = contiguous");
+}
+
+SequencePieces SequencePieces::of_operand(SequenceSplit split, int rank, int ranks,
+                                          const Tensor& operand, int operand_rank,
+                                          const char* op) {
+  const SequencePieces pieces = with_piece_length(split, rank, ranks, operand.dim(1));
+  RT_REQUIRE(operand.rank() == operand_rank && operand.dim(0) % pieces.count == 0, op, ": ",
+             sequence_split_name(split), " operands must be piece-major (", pieces.count,
+             " B, L, ...) of rank ", operand_rank, ", got ", shape_str(operand.shape()));
+  return pieces;
 }
 
 ChunkOwner chunk_owner(const SequencePieces& pieces, int chunk) {

@@ -44,6 +44,11 @@
 
 namespace ratrain {
 
+// Pieces per rank under `split`: 1 (contiguous) or 2 (zigzag).
+constexpr int pieces_per_rank(SequenceSplit split) {
+  return split == SequenceSplit::zigzag ? 2 : 1;
+}
+
 // The pieces of rank `rank` of `ranks` under `split`, with `local_length` = Tc positions
 // per sample on each rank.
 struct SequencePieces {
@@ -53,8 +58,12 @@ struct SequencePieces {
   // The same from the piece length L (the sequence dimension of piece-major operands).
   static SequencePieces with_piece_length(SequenceSplit split, int rank, int ranks,
                                           std::int64_t piece_length) {
-    return {split, rank, ranks, piece_length * (split == SequenceSplit::zigzag ? 2 : 1)};
+    return {split, rank, ranks, piece_length * pieces_per_rank(split)};
   }
+  // The pieces of piece-major operands like `operand`, (count B, L, ...) of rank
+  // `operand_rank` (the sequence dimension 1 holds L): checked, the error naming `op`.
+  static SequencePieces of_operand(SequenceSplit split, int rank, int ranks,
+                                   const Tensor& operand, int operand_rank, const char* op);
 
   SequenceSplit split;
   int rank, ranks;
@@ -73,6 +82,11 @@ struct SequencePieces {
   }
   // The same split for another rank of the group.
   SequencePieces of_rank(int other) const { return {split, other, ranks, count * length}; }
+  // Piece `piece` of a piece-major (count B, ...) tensor: its (B, ...) rows, a view.
+  Tensor rows_of(const Tensor& t, int piece) const {
+    const std::int64_t batch = t.dim(0) / count;
+    return t.rows(piece * batch, (piece + 1) * batch);
+  }
 };
 
 // Which rank holds global chunk `chunk` (of pieces.chunks()), as which of its pieces:
