@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/idle_gaps.hpp"
+#include "runtime/kernel_times.hpp"
 
 namespace ratrain {
 
@@ -31,6 +32,7 @@ class GpuActivity {
 
   struct Recording {
     std::vector<TimeInterval> work;  // one interval per kernel, copy and memset
+    KernelTimes by_name;             // their time by kernel name ("memcpy DtoD", "memset")
     TimeInterval window;             // since construction or the previous collect()
     std::uint64_t dropped = 0;       // records CUPTI could not store (then gaps overstate)
   };

@@ -27,9 +27,11 @@ constexpr CUpti_ActivityKind kKinds[] = {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL,
 
 // What the callbacks (on CUPTI's thread) hand to collect(). Never destroyed: CUPTI may
 // call back until the process ends.
+// Kernel times are keyed by the raw symbol here and demangled once per name in collect().
 struct Delivered {
   std::mutex mutex;
   std::vector<TimeInterval> work;
+  KernelTimes by_symbol;
 };
 Delivered& delivered() {
   static auto* d = new Delivered;
@@ -44,24 +46,40 @@ void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_recor
   *max_records = 0;  // as many as fit
 }
 
+const char* memcpy_name(std::uint8_t kind) {
+  switch (kind) {
+    case CUPTI_ACTIVITY_MEMCPY_KIND_HTOD: return "memcpy HtoD";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOH: return "memcpy DtoH";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOD: return "memcpy DtoD";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_HTOH: return "memcpy HtoH";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_PTOP: return "memcpy PtoP";
+    default: return "memcpy (other)";
+  }
+}
+
 void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t valid) {
   std::vector<TimeInterval> found;
+  KernelTimes by_symbol;
+  const auto note = [&](const char* name, std::uint64_t start, std::uint64_t end) {
+    found.push_back({start, end});
+    by_symbol.add(name, end - start);
+  };
   CUpti_Activity* record = nullptr;
   while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
     switch (record->kind) {
       case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL: {
         const auto* r = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
-        found.push_back({r->start, r->end});
+        note(r->name ? r->name : "(unnamed kernel)", r->start, r->end);
         break;
       }
       case CUPTI_ACTIVITY_KIND_MEMCPY: {
         const auto* r = reinterpret_cast<const CUpti_ActivityMemcpy6*>(record);
-        found.push_back({r->start, r->end});
+        note(memcpy_name(r->copyKind), r->start, r->end);
         break;
       }
       case CUPTI_ACTIVITY_KIND_MEMSET: {
         const auto* r = reinterpret_cast<const CUpti_ActivityMemset4*>(record);
-        found.push_back({r->start, r->end});
+        note("memset", r->start, r->end);
         break;
       }
       default:
@@ -71,6 +89,7 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
   std::free(buffer);
   std::lock_guard lock(delivered().mutex);
   delivered().work.insert(delivered().work.end(), found.begin(), found.end());
+  delivered().by_symbol.merge(by_symbol);
 }
 
 std::uint64_t now() {
@@ -92,6 +111,7 @@ GpuActivity::GpuActivity() {
   {
     std::lock_guard lock(delivered().mutex);
     delivered().work.clear();
+    delivered().by_symbol = KernelTimes();
   }
   window_begin = now();
 }
@@ -112,6 +132,9 @@ GpuActivity::Recording GpuActivity::collect() {
   recording.dropped = dropped;
   std::lock_guard lock(delivered().mutex);
   recording.work.swap(delivered().work);
+  for (const KernelTime& k : delivered().by_symbol.heaviest_first())
+    recording.by_name.add(display_kernel_name(k.name.c_str()), k.total_ns, k.calls);
+  delivered().by_symbol = KernelTimes();
   return recording;
 }
 
