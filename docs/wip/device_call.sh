@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One device call (single GPU, ~9 minutes) that verifies and measures the work in progress
-# of docs/wip/README.md. Run it from a checkout of branch wip/step-fusions, e.g.
+# of docs/wip/README.md on the device's copy of the tree (the local checkout is untouched):
 #   run: bash docs/wip/device_call.sh      carry: ["build/fixtures"]
 # (build/fixtures: a copy of ../shared/fixtures/ratplus). Logs go to $OUT/logs.tgz; a short
 # summary is printed last. Stages, each under its own time limit:
-#   1. scripts/gpu_check.sh: the full GPU suite on the branch (the step fusions' tests);
+#   0. applies docs/wip/step_fusions.patch;
+#   1. scripts/gpu_check.sh: the full GPU suite with it (the step fusions' tests);
 #   2. the 1.5B step, dense with --gaps (per-kernel times) and joint, T = 4096, B = 1;
 #   3. the compiled PyTorch step (part d's baseline) in the same call;
 #   4. the gated scan at B = 1: committed kernel, then docs/wip/scan_resident_prefetch.patch
@@ -16,6 +17,10 @@ mkdir -p "$L"
 start=$SECONDS
 elapsed() { echo $((SECONDS - start)); }
 note() { echo "$1 at $(elapsed) s" >>"$L/times.txt"; }
+# The device's copy may have no .git: patch(1) then.
+apply() { git apply "$1" 2>/dev/null || patch -p1 -s <"$1"; }
+
+apply docs/wip/step_fusions.patch || { echo "step_fusions.patch does not apply"; exit 1; }
 
 scripts/gpu_check.sh "$L/gpu" >"$L/gpu_check.txt" 2>&1
 note "gpu_check done"
@@ -33,8 +38,7 @@ note "torch rc $?"
 bench=build/cuda/benchmarks/bench_cuda_kernels
 if (($(elapsed) < 430)); then
   timeout 30 $bench --parts c --scan-iters 50 >"$L/scan_committed.jsonl" 2>/dev/null
-  patch_file=docs/wip/scan_resident_prefetch.patch  # the device's copy may have no .git
-  if (git apply "$patch_file" 2>/dev/null || patch -p1 -s <"$patch_file") && cmake --build build/cuda -j"$(nproc)" >"$L/scan_build.log" 2>&1; then
+  if apply docs/wip/scan_resident_prefetch.patch && cmake --build build/cuda -j"$(nproc)" >"$L/scan_build.log" 2>&1; then
     timeout 60 build/cuda/tests/test_gated_scan_cuda >"$L/scan_test.txt" 2>&1
     note "scan test rc $?"
     for v in 0 1 2; do
