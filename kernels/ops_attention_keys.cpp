@@ -11,6 +11,7 @@
 #include "kernels/cpu/cpu.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/ops.hpp"
+#include "runtime/index_tensors.hpp"
 
 namespace ratrain::ops {
 
@@ -36,10 +37,10 @@ void require_increasing_positions(const Tensor& key_positions, const char* op) {
 
 // q (B, Tq, H, dh) at positions from q_begin; k, v (B, Tk, H, dh); key_positions (Tk);
 // lse (B, H, Tq): the operands forward and backward share. Returns key_positions on the
-// host: itself, or for a device tensor a host copy. That copy waits for the stream (one
-// small device->host copy, a sync per call); it is kept because a key listed twice or
-// out of order would silently be counted twice or break the merge, and the check costs
-// little next to the attention itself (the CUDA launcher reuses the copy).
+// host: itself, or for a device tensor its host copy (runtime/index_tensors.hpp: kept
+// beside the lists the sequence-parallel code uploads, else copied back, which waits for
+// the stream). The check is kept because a key listed twice or out of order would
+// silently be counted twice or break the merge (the CUDA launcher reuses the host copy).
 Tensor check_attention_keys(const Tensor& q, std::int64_t q_begin, const Tensor& k,
                             const Tensor& v, const Tensor& key_positions, const Tensor& lse,
                             const Sparsity& rule, const char* op) {
@@ -54,8 +55,7 @@ Tensor check_attention_keys(const Tensor& q, std::int64_t q_begin, const Tensor&
   require_index_tensor(key_positions, k.dim(1), q, (prefix + "key_positions").c_str());
   detail::require_valid_rule(rule, op);
   RT_REQUIRE(q_begin >= 0, op, ": q_begin must be >= 0, got ", q_begin);
-  Tensor host_positions =
-      key_positions.device() == Device::cpu ? key_positions : key_positions.to(Device::cpu);
+  Tensor host_positions = host_values_of(key_positions);
   require_increasing_positions(host_positions, op);
   return host_positions;
 }

@@ -6,6 +6,8 @@
 #include <numeric>
 #include <string>
 
+#include "runtime/index_tensors.hpp"
+
 namespace ratrain {
 namespace {
 
@@ -47,18 +49,17 @@ void copy_rows(const TensorPair& src, const std::vector<std::int64_t>& src_rows,
   // (2, N) i32: src_rows in row 0, dst_rows in row 1. The plan's lists are in range and
   // the destinations distinct by construction; checked here on the host, since the GPU
   // kernel does not check them.
-  Tensor lists = Tensor::empty({2, count}, DType::i32);
-  std::int32_t* list = lists.data<std::int32_t>();
+  std::vector<std::int32_t> list(static_cast<std::size_t>(2 * count));
   for (std::int64_t n = 0; n < count; ++n) {
     RT_ASSERT(0 <= src_rows[n] && src_rows[n] < src_len && 0 <= dst_rows[n] &&
               dst_rows[n] < dst_len);
     list[n] = static_cast<std::int32_t>(src_rows[n]);
     list[count + n] = static_cast<std::int32_t>(dst_rows[n]);
   }
-  std::vector<std::int32_t> sorted(list + count, list + 2 * count);
+  std::vector<std::int32_t> sorted(list.begin() + count, list.end());
   std::sort(sorted.begin(), sorted.end());
   RT_ASSERT(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
-  if (src.first.device() != Device::cpu) lists = lists.to(src.first.device());
+  const Tensor lists = index_tensor(list, src.first.device()).view({2, count});
   const Tensor from = lists.rows(0, 1).view({count}), to = lists.rows(1, 2).view({count});
   Tensor dst_first = dst.first, dst_second = dst.second;  // views: the pair's storage
   ops::copy_sequence_rows(src.first, from, dst_first, to, how);
@@ -85,12 +86,12 @@ TensorPair stack_pair(const Tensor& stack, std::int64_t first_part) {
 }
 
 Tensor position_tensor(const std::vector<std::int64_t>& positions, Device device) {
-  Tensor t = Tensor::empty({std::int64_t(positions.size())}, DType::i32);
+  std::vector<std::int32_t> values(positions.size());
   for (std::size_t n = 0; n < positions.size(); ++n) {
     RT_ASSERT(positions[n] <= std::numeric_limits<std::int32_t>::max());
-    t.data<std::int32_t>()[n] = static_cast<std::int32_t>(positions[n]);
+    values[n] = static_cast<std::int32_t>(positions[n]);
   }
-  return device == Device::cpu ? t : t.to(device);
+  return index_tensor(values, device);
 }
 
 }  // namespace ratrain

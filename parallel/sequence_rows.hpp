@@ -47,8 +47,8 @@ using Combine = ops::Combine;
 // dst.x[b, dst_rows[n]] = src.x[b, src_rows[n]] (Combine::assign) or += (Combine::add),
 // for x = first, second, every sample b and every n: two ops::copy_sequence_rows. The
 // tensors share B, H, dh, dtype and device; src and dst do not overlap. The row lists
-// are checked on the host (in range, dst rows distinct); for device tensors they go to the
-// device as one (2, n) i32 tensor per call, a small synchronous host-to-device copy.
+// are checked on the host (in range, dst rows distinct) and go to the tensors' device as
+// one (2, n) i32 tensor, uploaded the first time a list occurs (runtime/index_tensors.hpp).
 void copy_rows(const TensorPair& src, const std::vector<std::int64_t>& src_rows,
                const TensorPair& dst, const std::vector<std::int64_t>& dst_rows, Combine how);
 
@@ -70,7 +70,8 @@ Tensor stack_part(const Tensor& stack, std::int64_t index);
 TensorPair stack_pair(const Tensor& stack, std::int64_t first_part);
 
 // The positions as an i32 tensor (n) on `device`, the key_positions of
-// ops::attention_*_keys (on the device of their q, k, v).
+// ops::attention_*_keys (on the device of their q, k, v); uploaded once per distinct list
+// (runtime/index_tensors.hpp). Read-only.
 Tensor position_tensor(const std::vector<std::int64_t>& positions, Device device);
 
 }  // namespace ratrain

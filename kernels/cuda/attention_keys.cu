@@ -36,6 +36,7 @@
 #include "kernels/cuda/attention_keys.cuh"
 #include "kernels/cuda/cuda_ops.hpp"
 #include "kernels/cuda/dq_accumulator.cuh"
+#include "runtime/index_tensors.hpp"
 
 namespace ratrain::cuda {
 namespace {
@@ -307,10 +308,8 @@ DeviceKeySet device_key_set(const Sparsity& rule, std::int64_t q_begin, const At
                                       .q_begin = static_cast<int>(q_begin),
                                       .query_count = q_shape.seq},
                    .global_rows = Tensor()};
-  if (!rows_are_leading(rows)) {
-    Tensor host_rows = Tensor::empty({static_cast<std::int64_t>(rows.size())}, DType::i32);
-    std::copy(rows.begin(), rows.end(), host_rows.data<std::int32_t>());
-    set.global_rows = host_rows.to(Device::cuda);
+  if (!rows_are_leading(rows)) {  // uploaded once per distinct list, not per call
+    set.global_rows = index_tensor(std::vector<std::int32_t>(rows.begin(), rows.end()), Device::cuda);
     set.keys.global_rows = static_cast<const int*>(set.global_rows.raw());
   }
   return set;

@@ -13,6 +13,7 @@
 
 #include "kernels/ops.hpp"
 #include "parallel/sequence_rows.hpp"
+#include "runtime/index_tensors.hpp"
 #include "tests/gpu/gpu_test_util.hpp"
 #include "tests/unit/error_test_util.hpp"
 
@@ -25,12 +26,6 @@ using gpu_test::relative_error;
 
 constexpr std::int64_t kBatch = 3, kSrcRows = 11, kDstRows = 13;
 const std::vector<std::int32_t> kFrom = {10, 0, 3, 7, 1, 5}, kTo = {12, 0, 4, 6, 11, 2};
-
-Tensor index_tensor(const std::vector<std::int32_t>& values, Device device) {
-  Tensor t = Tensor::empty({std::int64_t(values.size())}, DType::i32);
-  for (std::size_t i = 0; i < values.size(); ++i) t.data<std::int32_t>()[i] = values[i];
-  return t.to(device);
-}
 
 // A device tensor of `shape` holding `host`, starting `offset` elements into its storage
 // (offset 1 misaligns the base for every word wider than one element).
@@ -133,6 +128,27 @@ TEST_F(SequenceRowsCuda, CopyRowsAndStacksRunOnTheDevice) {
     const Tensor host_positions = positions.to(Device::cpu);
     EXPECT_EQ(host_positions.item(0), 3);
     EXPECT_EQ(host_positions.item(2), 40);
+  }
+}
+
+// Device index lists are uploaded once and their host copy kept (runtime/index_tensors.hpp):
+// the same list again is the same device tensor, and its host values come without a copy
+// back; a device tensor from elsewhere is copied back.
+TEST_F(SequenceRowsCuda, DeviceIndexListsAreUploadedOnceWithTheirHostValues) {
+  const std::vector<std::int32_t> list{4, 8, 15, 16, 23, 42};
+  const Tensor uploaded = index_tensor(list, Device::cuda);
+  EXPECT_EQ(uploaded.device(), Device::cuda);
+  EXPECT_EQ(index_tensor(list, Device::cuda).raw(), uploaded.raw());
+  const Tensor kept = host_values_of(uploaded);
+  EXPECT_EQ(kept.device(), Device::cpu);
+  EXPECT_EQ(host_values_of(uploaded).raw(), kept.raw()) << "the kept copy, not a new one";
+  const Tensor copied_back = uploaded.to(Device::cpu);
+  const Tensor elsewhere = copied_back.to(Device::cuda);  // not from index_tensor
+  const Tensor fetched = host_values_of(elsewhere);
+  for (std::int64_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(kept.item(i), list[static_cast<std::size_t>(i)]);
+    EXPECT_EQ(copied_back.item(i), list[static_cast<std::size_t>(i)]);
+    EXPECT_EQ(fetched.item(i), list[static_cast<std::size_t>(i)]);
   }
 }
 
