@@ -13,5 +13,6 @@ int tokenize_command(const std::vector<std::string>& args);
 int verify_command(const std::vector<std::string>& args);
 int bench_command(const std::vector<std::string>& args);
 int export_command(const std::vector<std::string>& args);
+int inspect_command(const std::vector<std::string>& args);
 
 }  // namespace ratrain

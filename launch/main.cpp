@@ -4,6 +4,7 @@
 //   ratrain tokenize --input TEXT --output DIR [--tokenizer byte|sentencepiece] ...
 //   ratrain verify   REF.h5 [--dtype f64|f32]
 //   ratrain export   MODEL.h5|CHECKPOINT|RUN --output OUT.pt [--head-name NAME]
+//   ratrain inspect  CHECKPOINT|RUN|MODEL.h5 [--verify]
 // Library code throws ratrain::Error; this is the one place that turns it into a
 // message on stderr and a non-zero exit status.
 //
@@ -30,7 +31,8 @@ constexpr const char* kUsage =
     "  tokenize  --input TEXT --output DIR ...          text (one document per line) -> token files\n"
     "  verify    REF.h5 [--device cpu|cuda] [--dtype D] compare with a golden fixture file\n"
     "  bench     [config.ini] [section.key=value ...]   time training iterations on synthetic tokens\n"
-    "  export    SRC --output OUT.pt [--head-name N]    state dict for PyTorch (the authors' names)\n";
+    "  export    SRC --output OUT.pt [--head-name N]    state dict for PyTorch (the authors' names)\n"
+    "  inspect   SRC [--verify]                         what a checkpoint, run folder or model file holds\n";
 
 int dispatch(const std::string& command, const std::vector<std::string>& args) {
   if (command == "train") return ratrain::train_command(args);
@@ -39,6 +41,7 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
   if (command == "verify") return ratrain::verify_command(args);
   if (command == "bench") return ratrain::bench_command(args);
   if (command == "export") return ratrain::export_command(args);
+  if (command == "inspect") return ratrain::inspect_command(args);
   if (command == "help" || command == "--help" || command == "-h") {
     std::fputs(kUsage, stdout);
     return 0;

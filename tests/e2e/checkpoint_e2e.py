@@ -30,8 +30,12 @@ hang: under mpirun -np 2 (dp=2) with train.hang_timeout_s=5, one rank SIGSTOPped
 index: index.h5 of a 2-rank tensor-parallel run, read with h5py, holds every parameter
   as the global tensor, bitwise the model.h5 the run wrote, and the moments in the same
   shapes; h5dump reads a virtual dataset whole.
+inspect: `ratrain inspect` of a 2-rank tensor-parallel run lists its checkpoints with
+  `latest` marked; of its latest checkpoint with --verify, the iteration, the layout that
+  wrote it, as many parameter values as model.h5 holds, and a clean verification; with
+  a flipped byte in a shard, --verify exits 1 naming the shard file and a dataset.
 
-Usage: checkpoint_e2e.py resume|signal|fault|hang|index RATRAIN MPIEXEC TEXT WORK [H5DIFF|H5DUMP]
+Usage: checkpoint_e2e.py resume|signal|fault|hang|index|inspect RATRAIN MPIEXEC TEXT WORK [TOOL]
 """
 import json
 import os
@@ -376,11 +380,39 @@ def index_test(runner, h5dump):
             "h5dump reads the embedding whole (259 x 32)")
 
 
+def inspect_test(runner, _tool):
+    run_dir = runner.work / "tp2"
+    runner.train(2, run_dir, "parallel.tp=2", "train.iters=4", "checkpoint.every=2")
+    listing = run([runner.ratrain, "inspect", run_dir])
+    require(re.search(r"step_4 .*<- latest", listing) and "step_2" in listing,
+            "the run's checkpoints listed, newest first, latest marked")
+    checkpoint = run_dir / "checkpoints" / "step_4"
+    report = run([runner.ratrain, "inspect", checkpoint, "--verify"])
+    require("iteration 4 (8 optimizer steps)" in report, "the iteration and optimizer steps")
+    require("written by layout tp=2 sp=1 pp=1 dp=1: 2 shard files" in report,
+            "the layout that wrote it")
+    require(re.search(r"verified: \d+ datasets in 2 shard files", report),
+            "every dataset of both shards verified")
+    values = re.search(r"(\d[\d,]*) values\n", report)
+    model = run([runner.ratrain, "inspect", run_dir / "model.h5"])
+    require(values and f"{values.group(1)} values (the config's count: {values.group(1)})" in model,
+            "the checkpoint holds as many parameter values as model.h5 and the config count")
+
+    shard = checkpoint / "shard_1.h5"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the datasets' bytes, past the file's metadata
+    shard.write_bytes(bytes(data))
+    failure = run([runner.ratrain, "inspect", checkpoint, "--verify"], expect_rc=1)
+    require("shard_1.h5" in failure and "dataset '" in failure,
+            "a corrupt shard named with its file and dataset")
+    print("inspect: run listing, checkpoint report and verification as expected")
+
+
 def main():
     mode, ratrain, mpiexec, text, work, tool = sys.argv[1:7]
     runner = Runner(ratrain, mpiexec, text, work)
     {"resume": resume_test, "signal": signal_test, "fault": fault_test,
-     "hang": hang_test, "index": index_test}[mode](runner, tool)
+     "hang": hang_test, "index": index_test, "inspect": inspect_test}[mode](runner, tool)
 
 
 if __name__ == "__main__":
