@@ -27,6 +27,7 @@
 #include "io/metrics.hpp"
 #include "launch/command_line.hpp"
 #include "launch/commands.hpp"
+#include "launch/gemm_rate.hpp"
 #include "launch/run_setup.hpp"
 #include "model/flops.hpp"
 #include "model/trainer.hpp"
@@ -47,34 +48,6 @@ double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t n = values.size();
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
-// An (n, n) tensor of values in [-0.5, 0.5) from a multiplicative hash: realistic
-// operands for timing (all-zero operands draw less power and clock higher, overstating
-// the rate by ~10 % on an H100), cheap to make.
-Tensor hashed_matrix(std::int64_t n, DType dtype, Device device) {
-  Tensor host = Tensor::empty({n, n}, DType::f32);
-  float* out = host.data<float>();
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n * n; ++i)
-    out[i] = static_cast<float>((static_cast<std::uint64_t>(i) * 2654435761u) % 1024u) / 1024.0f - 0.5f;
-  Tensor t = Tensor::empty({n, n}, dtype, device);
-  t.copy_from(host);
-  return t;
-}
-
-// The measured dense GEMM rate (FLOP/s) in `dtype` on `device`: y = x W^T, n^3.
-double measured_gemm_rate(DType dtype, Device device) {
-  const std::int64_t n = device == Device::cuda ? 8192 : 2048;
-  const Tensor x = hashed_matrix(n, dtype, device), w = hashed_matrix(n, dtype, device);
-  Tensor y = Tensor::empty({n, n}, dtype, device);
-  const int warmup = 3, reps = device == Device::cuda ? 20 : 3;
-  for (int i = 0; i < warmup; ++i) ops::linear_forward(x, w, y);
-  synchronize_device();
-  const auto start = Clock::now();
-  for (int i = 0; i < reps; ++i) ops::linear_forward(x, w, y);
-  synchronize_device();
-  return 2.0 * double(n) * double(n) * double(n) * reps / seconds_since(start);
 }
 
 // (B, T) ids uniform in [0, V) and labels = the next token (the last row's last label is
@@ -168,7 +141,9 @@ int bench_command(const std::vector<std::string>& args) {
       synthetic_batch(config.train.batch_size, config.train.seq_len, config.model.vocab_size);
 
   const Device device = config.train.device;
-  const double peak = measured_gemm_rate(config.train.dtype, device);
+  // 8192^3 on a GPU; 2048^3 on the CPU (a few seconds with one BLAS thread).
+  const double peak = device == Device::cuda ? measured_gemm_rate(config.train.dtype, device, 8192, 20)
+                                             : measured_gemm_rate(config.train.dtype, device, 2048, 3);
   double flops_per_token = 0;
   for (AttentionMode mode : schedule_modes(config.train.schedule))
     flops_per_token += training_flops_per_token(config.model, config.train.seq_len, mode);

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "parallel/communication_clock.hpp"
 #include "parallel/mpi_check.hpp"
 #include "parallel/nccl_comm.hpp"
 #include "runtime/log.hpp"
@@ -116,22 +117,24 @@ CollectiveRequest& CollectiveRequest::operator=(CollectiveRequest&& other) noexc
 CollectiveRequest::~CollectiveRequest() = default;
 
 bool CollectiveRequest::test() {
+  if (nccl_ == nullptr && mpi_ == nullptr) return true;  // complete (or a group of one)
+  const CommunicationScope timed;
   if (nccl_ != nullptr) {
     if (nccl_->test()) nccl_.reset();
     return nccl_ == nullptr;
   }
-  if (mpi_ == nullptr) return true;
   if (mpi_->test()) mpi_.reset();
   return mpi_ == nullptr;
 }
 
 void CollectiveRequest::wait() {
+  if (nccl_ == nullptr && mpi_ == nullptr) return;  // complete (or a group of one)
+  const CommunicationScope timed;
   if (nccl_ != nullptr) {
     nccl_->wait();
     nccl_.reset();
     return;
   }
-  if (mpi_ == nullptr) return;
   mpi_->wait();
   mpi_.reset();
 }
@@ -264,6 +267,7 @@ Group Group::split_by_node_multi() const {
 }
 
 void Group::all_reduce_sum_multi(Tensor& t) const {
+  const CommunicationScope timed;
   if (on_device(t, "all_reduce_sum")) return detail::nccl_all_reduce_sum(nccl("all_reduce_sum"), t);
   const MpiBuffer buffer = host_buffer(t, "all_reduce_sum");
   RT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, buffer.data, buffer.count, buffer.type, MPI_SUM,
@@ -271,11 +275,13 @@ void Group::all_reduce_sum_multi(Tensor& t) const {
 }
 
 double Group::all_reduce_sum_multi(double value) const {
+  const CommunicationScope timed;
   RT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_SUM, comm_->get()));
   return value;
 }
 
 Tensor Group::all_gather_multi(const Tensor& local) const {
+  const CommunicationScope timed;
   RT_REQUIRE(local.rank() >= 1, "Group::all_gather: gathers along dimension 0, so it needs a "
              "tensor of rank >= 1 (got shape ", shape_str(local.shape()), ")");
   Shape shape = local.shape();
@@ -292,6 +298,7 @@ Tensor Group::all_gather_multi(const Tensor& local) const {
 }
 
 Tensor Group::reduce_scatter_sum_multi(const Tensor& full) const {
+  const CommunicationScope timed;
   const Shape block = require_blocks(full, size_, "reduce_scatter_sum");
   Tensor part = Tensor::empty(block, full.dtype(), full.device());  // (n, ...)
   if (on_device(full, "reduce_scatter_sum")) {
@@ -305,6 +312,7 @@ Tensor Group::reduce_scatter_sum_multi(const Tensor& full) const {
 }
 
 CollectiveRequest Group::reduce_scatter_sum_async_multi(const Tensor& full, Tensor& shard) const {
+  const CommunicationScope timed;
   const char* const op = "reduce_scatter_sum_async";
   require_shape(shard, require_blocks(full, size_, op), "Group::reduce_scatter_sum_async: shard");
   require_same_type(full, {&shard}, "Group::reduce_scatter_sum_async");
@@ -318,6 +326,7 @@ CollectiveRequest Group::reduce_scatter_sum_async_multi(const Tensor& full, Tens
 }
 
 CollectiveRequest Group::all_gather_in_place_async_multi(Tensor& full) const {
+  const CommunicationScope timed;
   const char* const op = "all_gather_in_place_async";
   require_blocks(full, size_, op);
   if (on_device(full, op))
@@ -332,6 +341,7 @@ CollectiveRequest Group::all_gather_in_place_async_multi(Tensor& full) const {
 }
 
 void Group::broadcast_multi(Tensor& t, int root) const {
+  const CommunicationScope timed;
   RT_REQUIRE(root >= 0 && root < size_, "Group::broadcast: root ", root,
              " is not a rank of this group of ", size_);
   if (on_device(t, "broadcast")) return detail::nccl_broadcast(nccl("broadcast"), t, root);
@@ -340,6 +350,7 @@ void Group::broadcast_multi(Tensor& t, int root) const {
 }
 
 void Group::send(const Tensor& t, int peer) const {
+  const CommunicationScope timed;
   require_peer(peer, rank_, size_, "send");
   if (on_device(t, "send")) return detail::nccl_send_recv(nccl("send"), &t, nullptr, peer);
   const MpiBuffer buffer = host_buffer(t, "send");
@@ -348,6 +359,7 @@ void Group::send(const Tensor& t, int peer) const {
 }
 
 void Group::recv(Tensor& t, int peer) const {
+  const CommunicationScope timed;
   require_peer(peer, rank_, size_, "recv");
   if (on_device(t, "recv")) return detail::nccl_send_recv(nccl("recv"), nullptr, &t, peer);
   const MpiBuffer buffer = host_buffer(t, "recv");
@@ -358,6 +370,7 @@ void Group::recv(Tensor& t, int peer) const {
 }
 
 void Group::send_recv(const Tensor& out, Tensor& in, int peer) const {
+  const CommunicationScope timed;
   require_peer(peer, rank_, size_, "send_recv");
   require_same_device(out, in, "send_recv");
   if (on_device(out, "send_recv") && on_device(in, "send_recv"))
@@ -372,6 +385,7 @@ void Group::send_recv(const Tensor& out, Tensor& in, int peer) const {
 }
 
 CollectiveRequest Group::shift_async_multi(const Tensor& out, int to, Tensor& in, int from) const {
+  const CommunicationScope timed;
   const char* const op = "shift_async";
   require_peer(to, rank_, size_, op);
   require_peer(from, rank_, size_, op);
@@ -388,6 +402,9 @@ CollectiveRequest Group::shift_async_multi(const Tensor& out, int to, Tensor& in
   return CollectiveRequest(std::move(started));
 }
 
-void Group::barrier_multi() const { RT_CHECK_MPI(MPI_Barrier(comm_->get())); }
+void Group::barrier_multi() const {
+  const CommunicationScope timed;
+  RT_CHECK_MPI(MPI_Barrier(comm_->get()));
+}
 
 }  // namespace ratrain

@@ -30,12 +30,15 @@ hang: under mpirun -np 2 (dp=2) with train.hang_timeout_s=5, one rank SIGSTOPped
 index: index.h5 of a 2-rank tensor-parallel run, read with h5py, holds every parameter
   as the global tensor, bitwise the model.h5 the run wrote, and the moments in the same
   shapes; h5dump reads a virtual dataset whole.
+metrics: every training line of a 2-rank tensor-parallel run has an MFU in (0, 1] and a
+  split of the step into compute and communication that adds up, with communication > 0
+  (the tensor-parallel all-reduces); one process reports communication 0.
 inspect: `ratrain inspect` of a 2-rank tensor-parallel run lists its checkpoints with
   `latest` marked; of its latest checkpoint with --verify, the iteration, the layout that
   wrote it, as many parameter values as model.h5 holds, and a clean verification; with
   a flipped byte in a shard, --verify exits 1 naming the shard file and a dataset.
 
-Usage: checkpoint_e2e.py resume|signal|fault|hang|index|inspect RATRAIN MPIEXEC TEXT WORK [TOOL]
+Usage: checkpoint_e2e.py resume|signal|fault|hang|index|metrics|inspect RATRAIN MPIEXEC TEXT WORK [TOOL]
 """
 import json
 import os
@@ -380,6 +383,24 @@ def index_test(runner, h5dump):
             "h5dump reads the embedding whole (259 x 32)")
 
 
+def metrics_test(runner, _tool):
+    for ranks, layout in [(2, ["parallel.tp=2"]), (1, [])]:
+        run_dir = runner.work / f"np{ranks}"
+        runner.train(ranks, run_dir, *layout, "train.iters=4")
+        lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        train = [r for r in lines if r["event"] == "train"]
+        require(len(train) == 4, f"np {ranks}: four training lines")
+        for r in train:
+            require(0 < r["mfu"] <= 1, f"np {ranks}: MFU in (0, 1], got {r['mfu']}")
+            require(abs(r["compute_s"] + r["comm_s"] - r["step_s"]) <= 1e-9 * r["step_s"] + 1e-12,
+                    f"np {ranks}: compute_s + comm_s = step_s, got {r}")
+            if ranks == 1:
+                require(r["comm_s"] == 0, f"one process communicates nothing, got {r['comm_s']}")
+            else:
+                require(0 < r["comm_s"] < r["step_s"], f"np 2: 0 < comm_s < step_s, got {r}")
+    print("metrics: MFU and the compute / communication split as expected")
+
+
 def inspect_test(runner, _tool):
     run_dir = runner.work / "tp2"
     runner.train(2, run_dir, "parallel.tp=2", "train.iters=4", "checkpoint.every=2")
@@ -412,7 +433,8 @@ def main():
     mode, ratrain, mpiexec, text, work, tool = sys.argv[1:7]
     runner = Runner(ratrain, mpiexec, text, work)
     {"resume": resume_test, "signal": signal_test, "fault": fault_test,
-     "hang": hang_test, "index": index_test, "inspect": inspect_test}[mode](runner, tool)
+     "hang": hang_test, "index": index_test, "metrics": metrics_test,
+     "inspect": inspect_test}[mode](runner, tool)
 
 
 if __name__ == "__main__":
