@@ -25,10 +25,7 @@ CommunicationScope::CommunicationScope() : outermost_(depth++ == 0) {
 CommunicationScope::~CommunicationScope() {
   --depth;
   if (!outermost_) return;
-  const double spent = now() - start_;
-  double seen = total_seconds.load(std::memory_order_relaxed);
-  while (!total_seconds.compare_exchange_weak(seen, seen + spent, std::memory_order_relaxed)) {
-  }
+  total_seconds.fetch_add(now() - start_, std::memory_order_relaxed);
 }
 
 }  // namespace ratrain

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
 
 #include "runtime/error.hpp"
+#include "runtime/rng.hpp"
 
 namespace ratrain {
 namespace {
@@ -21,10 +23,10 @@ struct Key {
 };
 
 struct KeyHash {
-  std::size_t operator()(const Key& key) const {
-    std::uint64_t h = 1469598103934665603ull ^ static_cast<std::uint64_t>(key.device);  // FNV-1a
-    for (std::int32_t v : key.values) h = (h ^ static_cast<std::uint32_t>(v)) * 1099511628211ull;
-    return static_cast<std::size_t>(h);
+  std::size_t operator()(const Key& key) const {  // FNV-1a of the values' bytes (rng.hpp's)
+    const std::string_view bytes(reinterpret_cast<const char*>(key.values.data()),
+                                 key.values.size() * sizeof(std::int32_t));
+    return static_cast<std::size_t>(stream_key(bytes) ^ static_cast<std::uint64_t>(key.device));
   }
 };
 
