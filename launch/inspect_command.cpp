@@ -61,13 +61,17 @@ std::uintmax_t folder_bytes(const fs::path& folder) {
   return total;
 }
 
-// "params/x" of shape (2, 3): the name, the shape, and its element count added to total.
-void print_tensors(const h5::File& file, const std::string& group, std::int64_t& total) {
-  for (const std::string& name : file.list(group)) {
+// Every dataset of `group`, a line each (name, shape), then one line with their count and
+// total element count: "  14 parameters, 37,120 values" (the caller ends the line).
+void print_tensors(const h5::File& file, const std::string& group) {
+  const std::vector<std::string> names = file.list(group);
+  std::int64_t total = 0;
+  for (const std::string& name : names) {
     const Shape shape = file.shape(group + "/" + name);
     total += shape_numel(shape);
     std::printf("    %-48s %s\n", name.c_str(), shape_str(shape).c_str());
   }
+  std::printf("  %zu parameters, %s values", names.size(), grouped(total).c_str());
 }
 
 // Prints the checkpoint in `folder`; with `verify`, checks every dataset's CRC-32.
@@ -90,10 +94,9 @@ int inspect_checkpoint(const fs::path& folder, bool verify) {
               bytes_text(folder_bytes(folder)).c_str());
 
   const h5::File index((folder / kCheckpointIndexFile).string(), h5::Mode::read);
-  std::int64_t values = 0;
   std::printf("  parameters (index.h5 params/; exp_avg/ and exp_avg_sq/ alike):\n");
-  print_tensors(index, "params", values);
-  std::printf("  %zu parameters, %s values\n", index.list("params").size(), grouped(values).c_str());
+  print_tensors(index, "params");
+  std::printf("\n");
   if (index.exists("tied_copy"))
     std::printf("  the last pipeline stage's copy of the tied embedding: tied_copy/\n");
 
@@ -114,11 +117,9 @@ int inspect_model_file(const fs::path& path) {
   std::printf("model file %s\n  config %s\n", path.string().c_str(),
               model_config_to_json(config).c_str());
   const h5::File file(path.string(), h5::Mode::read);
-  std::int64_t values = 0;
   std::printf("  parameters:\n");
-  print_tensors(file, "params", values);
-  std::printf("  %zu parameters, %s values (the config's count: %s)\n", file.list("params").size(),
-              grouped(values).c_str(), grouped(config.num_parameters()).c_str());
+  print_tensors(file, "params");
+  std::printf(" (the config's count: %s)\n", grouped(config.num_parameters()).c_str());
   return 0;
 }
 
