@@ -64,7 +64,8 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "scan_*.jsonl"))):
             r = json.loads(line)
         except ValueError:
             continue
-        print(os.path.basename(path)[:-6], r.get("case"), round(r.get("ms", 0), 4), r.get("GBps"))
+        print(os.path.basename(path)[:-6], r.get("case"), round(r.get("ms", 0), 4), r.get("GBps"),
+              "rope fused/separate", r.get("rope_fused_ms"), r.get("rope_separate_ms"))
 PY
 grep -E "PASSED|FAILED" "$L/scan_test.txt" 2>/dev/null | head -3
 cat "$L/times.txt"
