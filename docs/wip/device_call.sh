@@ -16,9 +16,16 @@ L=${OUT:?set OUT}/logs
 mkdir -p "$L"
 start=$SECONDS
 elapsed() { echo $((SECONDS - start)); }
+# Seconds the whole call may take (DEVICE_CALL_BUDGET_S; ~540 runs every stage): the torch
+# step and the scan stages run only while enough of it is left.
+budget=${DEVICE_CALL_BUDGET_S:-540}
 note() { echo "$1 at $(elapsed) s" >>"$L/times.txt"; }
-# The device's copy may have no .git: patch(1) then.
-apply() { git apply "$1" 2>/dev/null || patch -p1 -s <"$1"; }
+# The device's copy may have no .git: patch(1) then, after a dry run (a patch that does not
+# apply must leave the tree as it was).
+apply() {
+  [ -f "$1" ] || return 1
+  if [ -d .git ]; then git apply "$1"; else patch -p1 -s --dry-run <"$1" >/dev/null && patch -p1 -s <"$1"; fi
+}
 
 apply docs/wip/step_fusions.patch || { echo "step_fusions.patch does not apply"; exit 1; }
 
@@ -31,7 +38,7 @@ step_args=(configs/1.5b.ini train.device=cuda train.dtype=bf16 train.seq_len=409
 timeout 60 $ratrain bench "${step_args[@]}" train.schedule=dense --gaps >"$L/ours_dense.jsonl" 2>"$L/ours_dense.log"
 timeout 60 $ratrain bench "${step_args[@]}" train.schedule=joint >"$L/ours_joint.jsonl" 2>"$L/ours_joint.log"
 note "ours done"
-left=$((400 - $(elapsed)))  # timeout 0 would mean no limit, a negative one an error
+left=$((budget - 140 - $(elapsed)))  # timeout 0 would mean no limit, a negative one an error
 if ((left > 30)); then
   timeout $left python3 benchmarks/torch/bench_step.py --config configs/1.5b.ini \
     --seq-len 4096 --batch 1 >"$L/torch_step.jsonl" 2>"$L/torch_step.log"
@@ -39,11 +46,16 @@ if ((left > 30)); then
 fi
 
 bench=build/cuda/benchmarks/bench_cuda_kernels
-if (($(elapsed) < 430)); then
+if (($(elapsed) < budget - 110)); then
   timeout 30 $bench --parts c --scan-iters 50 >"$L/scan_committed.jsonl" 2>/dev/null
-  if apply docs/wip/scan_resident_prefetch.patch && cmake --build build/cuda -j"$(nproc)" >"$L/scan_build.log" 2>&1; then
+  # The prefetch patch as written, or rebased onto scan_rope.patch where that is applied.
+  if { apply docs/wip/scan_resident_prefetch.patch || apply docs/wip/scan_resident_prefetch_on_rope.patch; } && cmake --build build/cuda -j"$(nproc)" >"$L/scan_build.log" 2>&1; then
     timeout 60 build/cuda/tests/test_gated_scan_cuda >"$L/scan_test.txt" 2>&1
     note "scan test rc $?"
+    if [ -x build/cuda/tests/test_gated_scan_rope_cuda ]; then
+      timeout 60 build/cuda/tests/test_gated_scan_rope_cuda >"$L/scan_rope_test.txt" 2>&1
+      note "scan rope test rc $?"
+    fi
     for v in 0 1 2; do
       RATRAIN_SCAN_VARIANT=$v timeout 20 $bench --parts c --scan-iters 50 >"$L/scan_v$v.jsonl" 2>/dev/null
     done
@@ -67,6 +79,6 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "scan_*.jsonl"))):
         print(os.path.basename(path)[:-6], r.get("case"), round(r.get("ms", 0), 4), r.get("GBps"),
               "rope fused/separate", r.get("rope_fused_ms"), r.get("rope_separate_ms"))
 PY
-grep -E "PASSED|FAILED" "$L/scan_test.txt" 2>/dev/null | head -3
+grep -hE "PASSED|FAILED" "$L/scan_test.txt" "$L/scan_rope_test.txt" 2>/dev/null | head -6
 cat "$L/times.txt"
 tail -1 "$L/gpu_check.txt"
