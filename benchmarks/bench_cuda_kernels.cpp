@@ -211,8 +211,9 @@ constexpr double kScanBackwardBytes = 4 + 6 * 2 + 3 * 2;  // 22
 
 // Flat buffers for `numel` = max B x T x C elements, viewed per shape.
 struct ScanBuffers {
-  Tensor g, k, v, dK, dV;       // inputs, bf16
+  Tensor g, k, v, dK, dV;       // inputs, bf16 (also q = v, dq_rope = dk_rope = dK with RoPE)
   Tensor K, V, dg, dk, dv;      // outputs, bf16
+  Tensor q_rope, k_rope, dq;    // outputs of the RoPE forms, bf16
   Tensor gate;                  // f32
 
   explicit ScanBuffers(std::int64_t numel) {
@@ -221,7 +222,8 @@ struct ScanBuffers {
     v = random_device_tensor(numel, DType::bf16, 7);
     dK = random_device_tensor(numel, DType::bf16, 8);
     dV = random_device_tensor(numel, DType::bf16, 9);
-    for (Tensor* t : {&K, &V, &dg, &dk, &dv}) *t = Tensor::empty({numel}, DType::bf16, Device::cuda);
+    for (Tensor* t : {&K, &V, &dg, &dk, &dv, &q_rope, &k_rope, &dq})
+      *t = Tensor::empty({numel}, DType::bf16, Device::cuda);
     gate = Tensor::empty({numel}, DType::f32, Device::cuda);
   }
 };
@@ -255,6 +257,40 @@ void bench_scan(const Options& o, std::int64_t batch, std::int64_t seq_len, Scan
         .add("bwd_GBps", bwd_bytes / bwd_ms / 1e6);
     std::fprintf(stderr, "%s ratrain: %.3f ms (%.0f GB/s)\n", name, ms,
                  (fwd_bytes + bwd_bytes) / ms / 1e6);
+
+    // The layer's recurrence + RoPE (forward and backward), in one pass against the scan
+    // and four RoPE launches it replaces, on heads of dh = --head-dim.
+    const Shape heads = {batch, seq_len, o.channels / o.head_dim, o.head_dim};
+    const auto head_view = [&](const Tensor& t) { return t.flat_view(0, heads); };
+    const Tensor g_h = head_view(buffers.g), k_h = head_view(buffers.k), q_h = head_view(buffers.v);
+    const Tensor d_h = head_view(buffers.dK), dV_h = head_view(buffers.dV);
+    Tensor gate_h = head_view(buffers.gate), K_h = head_view(buffers.K), V_h = head_view(buffers.V);
+    Tensor q_rope = head_view(buffers.q_rope), k_rope = head_view(buffers.k_rope);
+    Tensor dq = head_view(buffers.dq), dg_h = head_view(buffers.dg), dk_h = head_view(buffers.dk);
+    Tensor dv_h = head_view(buffers.dv), dK_sep = head_view(buffers.k_rope);
+    constexpr double kBase = 10000.0;
+    const double fused_ms = median_ms(
+        [&] {
+          ops::gated_scan_rope_forward(g_h, k_h, q_h, q_h, kBase, 0, gate_h, K_h, V_h, q_rope,
+                                       k_rope);
+          ops::gated_scan_rope_backward(gate_h, k_h, q_h, K_h, V_h, d_h, d_h, dV_h, kBase, 0, dg_h,
+                                        dk_h, dv_h, dq);
+        },
+        timing, stream);
+    const double separate_ms = median_ms(
+        [&] {
+          ops::gated_scan_forward(g, k, v, gate, K, V);
+          ops::rope_forward(q_h, kBase, 0, q_rope);
+          ops::rope_forward(K_h, kBase, 0, k_rope);
+          ops::rope_backward(d_h, kBase, 0, dq);
+          ops::rope_backward(d_h, kBase, 0, dK_sep);
+          ops::gated_scan_backward(gate, k, v, K, V, dK_sep.view(shape), dV, dg, dk, dv);
+        },
+        timing, stream);
+    r.add("rope_fused_ms", fused_ms).add("rope_separate_ms", separate_ms)
+        .add("rope_speedup", separate_ms / fused_ms);
+    std::fprintf(stderr, "%s with RoPE: fused %.3f ms, separate %.3f ms (%.2fx)\n", name,
+                 fused_ms, separate_ms, separate_ms / fused_ms);
   });
 }
 

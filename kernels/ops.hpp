@@ -114,6 +114,24 @@ void rope_forward(const Tensor& x, double base, std::int64_t position_offset, Te
 // dx = R^T dy; in-place allowed.
 void rope_backward(const Tensor& dy, double base, std::int64_t position_offset, Tensor& dx);
 
+// ---- the recurrence and RoPE in one pass (RATPLUS.md steps 3-5) ----------------------
+// Every operand (B, T, H, dh); gate f32 on the GPU. gated_scan_forward over (B, T, H dh),
+// then q_rope = rope_forward(q) and k_rope = rope_forward(K), at `position_offset`. The
+// CUDA kernel rotates K in fp32 before rounding it (bf16 k_rope may differ from
+// rope_forward of the rounded K by one rounding) and falls back to the separate kernels
+// unless dh % 64 == 0. The recurrence starts from a zero state: a sequence-parallel chunk
+// whose K gets a carried state afterwards must rotate after that (model/rat_block.cpp).
+void gated_scan_rope_forward(const Tensor& g, const Tensor& k, const Tensor& v, const Tensor& q,
+                             double base, std::int64_t position_offset, Tensor& gate, Tensor& K,
+                             Tensor& V, Tensor& q_rope, Tensor& k_rope);
+// The mirror image: dq = rope_backward(dq_rope), dK = rope_backward(dk_rope), then
+// gated_scan_backward with dK, dV. dq_rope, dk_rope are not written.
+void gated_scan_rope_backward(const Tensor& gate, const Tensor& k, const Tensor& v,
+                              const Tensor& K, const Tensor& V, const Tensor& dq_rope,
+                              const Tensor& dk_rope, const Tensor& dV, double base,
+                              std::int64_t position_offset, Tensor& dg, Tensor& dk, Tensor& dv,
+                              Tensor& dq);
+
 // ---- attention under the RAT+ visibility rule -----------------------------------------
 // q, k, v, out: (B, T, H, dh); lse (B, H, T) = log-sum-exp of the scaled scores of each
 // query over its visible keys. Scale 1/sqrt(dh). Online softmax: memory O(T), never

@@ -163,6 +163,55 @@ void rope_backward(const Tensor& dy, double base, std::int64_t position_offset, 
 }
 
 namespace {
+// (B, T, H, dh) as (B, T, H dh).
+Tensor as_sequence(const Tensor& heads) {
+  return heads.view({heads.dim(0), heads.dim(1), heads.dim(2) * heads.dim(3)});
+}
+}  // namespace
+
+void gated_scan_rope_forward(const Tensor& g, const Tensor& k, const Tensor& v, const Tensor& q,
+                             double base, std::int64_t position_offset, Tensor& gate, Tensor& K,
+                             Tensor& V, Tensor& q_rope, Tensor& k_rope) {
+  const char* op = "gated_scan_rope_forward";
+  check_rope(q, base, q_rope, op);
+  require_shapes(q.shape(),
+                 {{&g, "g"}, {&k, "k"}, {&v, "v"}, {&gate, "gate"}, {&K, "K"}, {&V, "V"},
+                  {&k_rope, "k_rope"}},
+                 op);
+  require_same_type(q, {&g, &k, &v, &K, &V, &k_rope}, op);
+  require_f32_on_gpu(q, gate, "gate", op);
+  RT_DISPATCH_CUDA(q, gated_scan_rope_forward, g, k, v, q, base, position_offset, gate, K, V,
+                   q_rope, k_rope);
+  Tensor gate_s = as_sequence(gate), K_s = as_sequence(K), V_s = as_sequence(V);
+  gated_scan_forward(as_sequence(g), as_sequence(k), as_sequence(v), gate_s, K_s, V_s);
+  rope_forward(q, base, position_offset, q_rope);
+  rope_forward(K, base, position_offset, k_rope);
+}
+
+void gated_scan_rope_backward(const Tensor& gate, const Tensor& k, const Tensor& v,
+                              const Tensor& K, const Tensor& V, const Tensor& dq_rope,
+                              const Tensor& dk_rope, const Tensor& dV, double base,
+                              std::int64_t position_offset, Tensor& dg, Tensor& dk, Tensor& dv,
+                              Tensor& dq) {
+  const char* op = "gated_scan_rope_backward";
+  check_rope(dq_rope, base, dq, op);
+  require_shapes(dq_rope.shape(),
+                 {{&gate, "gate"}, {&k, "k"}, {&v, "v"}, {&K, "K"}, {&V, "V"},
+                  {&dk_rope, "dk_rope"}, {&dV, "dV"}, {&dg, "dg"}, {&dk, "dk"}, {&dv, "dv"}},
+                 op);
+  require_same_type(dq_rope, {&k, &v, &K, &V, &dk_rope, &dV, &dg, &dk, &dv}, op);
+  require_f32_on_gpu(k, gate, "gate", op);
+  RT_DISPATCH_CUDA(k, gated_scan_rope_backward, gate, k, v, K, V, dq_rope, dk_rope, dV, base,
+                   position_offset, dg, dk, dv, dq);
+  Tensor dK = Tensor::empty(dk_rope.shape(), dk_rope.dtype(), dk_rope.device());
+  rope_backward(dq_rope, base, position_offset, dq);
+  rope_backward(dk_rope, base, position_offset, dK);
+  Tensor dg_s = as_sequence(dg), dk_s = as_sequence(dk), dv_s = as_sequence(dv);
+  gated_scan_backward(as_sequence(gate), as_sequence(k), as_sequence(v), as_sequence(K),
+                      as_sequence(V), as_sequence(dK), as_sequence(dV), dg_s, dk_s, dv_s);
+}
+
+namespace {
 // q (B, T, H, dh); lse (B, H, T).
 void check_attention(const Tensor& q, const Tensor& lse, const Sparsity& rule, const char* op) {
   require_rank(q, 4, op);

@@ -105,14 +105,23 @@ void RatBlock::forward(const BlockDims& dims, const Sparsity& rule, SequenceSpli
   Tensor* segments[] = {&a.o, &a.q, &a.k, &a.v, &s.g};
   ops::split_columns(s.proj, segments, 5);
 
-  // Gated recurrence over keys and values, then RoPE on q and on the recurrent keys.
-  Tensor gate = p.seq(a.gate), K = p.seq(a.K), V = p.seq(a.V);
-  sp_gated_scan_forward(sp_, split, p.seq(s.g), p.seq(a.k), p.seq(a.v), gate, K, V);
+  // Gated recurrence over keys and values, then RoPE on q and on the recurrent keys: in
+  // one pass without sp; with sp after the chunks' states are carried across ranks.
   Tensor q_rope = p.heads(a.q_rope), k_rope = p.heads(a.k_rope);
-  for (int i = 0; i < p.pieces.count; ++i) {  // each piece from its first global position
-    Tensor q_rope_i = p.pieces.rows_of(q_rope, i), k_rope_i = p.pieces.rows_of(k_rope, i);
-    ops::rope_forward(p.pieces.rows_of(p.heads(a.q), i), rope_base_, p.pieces.begin(i), q_rope_i);
-    ops::rope_forward(p.pieces.rows_of(p.heads(a.K), i), rope_base_, p.pieces.begin(i), k_rope_i);
+  if (sp_.size() == 1) {
+    Tensor gate = p.heads(a.gate), K = p.heads(a.K), V = p.heads(a.V);
+    ops::gated_scan_rope_forward(p.heads(s.g), p.heads(a.k), p.heads(a.v), p.heads(a.q),
+                                 rope_base_, 0, gate, K, V, q_rope, k_rope);
+  } else {
+    Tensor gate = p.seq(a.gate), K = p.seq(a.K), V = p.seq(a.V);
+    sp_gated_scan_forward(sp_, split, p.seq(s.g), p.seq(a.k), p.seq(a.v), gate, K, V);
+    for (int i = 0; i < p.pieces.count; ++i) {  // each piece from its first global position
+      Tensor q_rope_i = p.pieces.rows_of(q_rope, i), k_rope_i = p.pieces.rows_of(k_rope, i);
+      ops::rope_forward(p.pieces.rows_of(p.heads(a.q), i), rope_base_, p.pieces.begin(i),
+                        q_rope_i);
+      ops::rope_forward(p.pieces.rows_of(p.heads(a.K), i), rope_base_, p.pieces.begin(i),
+                        k_rope_i);
+    }
   }
 
   Tensor attn = p.heads(a.attn), lse = p.lse(a.lse);
@@ -150,17 +159,23 @@ void RatBlock::backward(const BlockDims& dims, const Sparsity& rule, SequenceSpl
   sp_attention_backward(sp_, split, p.heads(a.q_rope), p.heads(a.k_rope), p.heads(a.V),
                         p.heads(a.attn), p.lse(a.lse), p.heads(s.d_attn), rule, dq_rope, dk_rope,
                         dV);
-  const Tensor dq = p.heads(s.dq);
-  for (int i = 0; i < p.pieces.count; ++i) {
-    Tensor dq_i = p.pieces.rows_of(dq, i), dk_rope_i = p.pieces.rows_of(dk_rope, i);
-    ops::rope_backward(p.pieces.rows_of(dq_rope, i), rope_base_, p.pieces.begin(i), dq_i);
-    // dL/dK (pre-RoPE), in place
-    ops::rope_backward(dk_rope_i, rope_base_, p.pieces.begin(i), dk_rope_i);
+  Tensor dq = p.heads(s.dq);
+  if (sp_.size() == 1) {
+    Tensor dg = p.heads(s.dg), dk = p.heads(s.dk), dv = p.heads(s.dv);
+    ops::gated_scan_rope_backward(p.heads(a.gate), p.heads(a.k), p.heads(a.v), p.heads(a.K),
+                                  p.heads(a.V), dq_rope, dk_rope, dV, rope_base_, 0, dg, dk, dv,
+                                  dq);
+  } else {
+    for (int i = 0; i < p.pieces.count; ++i) {
+      Tensor dq_i = p.pieces.rows_of(dq, i), dk_rope_i = p.pieces.rows_of(dk_rope, i);
+      ops::rope_backward(p.pieces.rows_of(dq_rope, i), rope_base_, p.pieces.begin(i), dq_i);
+      // dL/dK (pre-RoPE), in place
+      ops::rope_backward(dk_rope_i, rope_base_, p.pieces.begin(i), dk_rope_i);
+    }
+    Tensor dg = p.seq(s.dg), dk = p.seq(s.dk), dv = p.seq(s.dv);
+    sp_gated_scan_backward(sp_, split, p.seq(a.gate), p.seq(a.k), p.seq(a.v), p.seq(a.K),
+                           p.seq(a.V), p.seq(s.dk_rope), p.seq(s.dV), dg, dk, dv);
   }
-
-  Tensor dg = p.seq(s.dg), dk = p.seq(s.dk), dv = p.seq(s.dv);
-  sp_gated_scan_backward(sp_, split, p.seq(a.gate), p.seq(a.k), p.seq(a.v), p.seq(a.K),
-                         p.seq(a.V), p.seq(s.dk_rope), p.seq(s.dV), dg, dk, dv);
   const Tensor* segments[] = {&s.d_o, &s.dq, &s.dk, &s.dv, &s.dg};
   ops::concat_columns(segments, 5, s.dproj);
   ops::linear_backward(a.normed1, w_.in_proj, s.dproj, &s.dnormed, dw_.in_proj);

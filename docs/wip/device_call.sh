@@ -48,8 +48,7 @@ fi
 bench=build/cuda/benchmarks/bench_cuda_kernels
 if (($(elapsed) < budget - 110)); then
   timeout 30 $bench --parts c --scan-iters 50 >"$L/scan_committed.jsonl" 2>/dev/null
-  # The prefetch patch as written, or rebased onto scan_rope.patch where that is applied.
-  if { apply docs/wip/scan_resident_prefetch.patch || apply docs/wip/scan_resident_prefetch_on_rope.patch; } && cmake --build build/cuda -j"$(nproc)" >"$L/scan_build.log" 2>&1; then
+  if apply docs/wip/scan_resident_prefetch.patch && cmake --build build/cuda -j"$(nproc)" >"$L/scan_build.log" 2>&1; then
     timeout 60 build/cuda/tests/test_gated_scan_cuda >"$L/scan_test.txt" 2>&1
     note "scan test rc $?"
     if [ -x build/cuda/tests/test_gated_scan_rope_cuda ]; then

@@ -61,6 +61,16 @@ void gated_scan_forward(const Tensor& g, const Tensor& k, const Tensor& v, Tenso
 void gated_scan_backward(const Tensor& gate, const Tensor& k, const Tensor& v, const Tensor& K,
                          const Tensor& V, const Tensor& dK, const Tensor& dV, Tensor& dg,
                          Tensor& dk, Tensor& dv, cudaStream_t stream);
+// The recurrence and RoPE in one pass where dh % 64 == 0 (kernels/cuda/gated_scan.cu);
+// every operand (B, T, H, dh), gate f32.
+void gated_scan_rope_forward(const Tensor& g, const Tensor& k, const Tensor& v, const Tensor& q,
+                             double base, std::int64_t position_offset, Tensor& gate, Tensor& K,
+                             Tensor& V, Tensor& q_rope, Tensor& k_rope, cudaStream_t stream);
+void gated_scan_rope_backward(const Tensor& gate, const Tensor& k, const Tensor& v,
+                              const Tensor& K, const Tensor& V, const Tensor& dq_rope,
+                              const Tensor& dk_rope, const Tensor& dV, double base,
+                              std::int64_t position_offset, Tensor& dg, Tensor& dk, Tensor& dv,
+                              Tensor& dq, cudaStream_t stream);
 // The recurrence across chunks of T (kernels/cuda/gated_scan_carry.cu): gate, summaries and
 // carried states f32; k, v, K, V and the gradients in one storage type.
 void gated_scan_state_summary(const Tensor& gate, const Tensor& K, const Tensor& V,

@@ -47,6 +47,17 @@
 // semantics. A reader's lanes acquire the status words, the warp synchronises, and the
 // records are read through L2 (__ldcg), never from a stale L1 line.
 //
+// RoPE in the same pass (gated_scan_rope_forward / _backward, RATPLUS.md step 5): the
+// forward rotates the recurrent keys K in fp32 as it writes them (k_rope) and q while its
+// tile waits on its look-back; the backward rotates dk_rope back into dK as it loads it,
+// and dq_rope into dq after its outputs (no registers to spare before). Rotate-half pairs
+// channel c with c + dh/2, so such a tile holds 32 channels of each half of one head:
+// lanes 0-15 two channels each of the first half, lanes 16-31 the matching ones of the
+// second, and a lane's partner is lane ^ 16 (one shuffle). Example, dh = 128: column tile 3 is head 1, part 1: lane 5 holds channels
+// 128 + 32 + 10 = 170, 171 and lane 21 holds 234, 235. The plain scan tiles 64 consecutive
+// channels. Needs dh % 64 == 0 and the two-channel vectors; else the op runs the scan and
+// RoPE kernels one after the other.
+//
 // Backward precision. K_{t-1} enters dg. Rather than read K (rounded to bf16 by the
 // forward) at every row, the backward reads K, V only at the row before its tile and
 // recomputes fp32 states inside the tile from gate, k, v: the rounding of that one row
@@ -55,8 +66,11 @@
 // carry an entering state (sequence parallelism) that no recomputation from zero knows.
 #include <cuda/atomic>
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
+#include <numbers>
 #include <type_traits>
 
 #include "kernels/cuda/cuda_ops.hpp"
@@ -278,20 +292,114 @@ __device__ TilePlace claim_tile(const ScanShape& shape, unsigned* next_ticket, D
   return t;
 }
 
+// ---- RoPE in the scan (the header's "RoPE in the same pass") -------------------------
+
+struct RopeArgs {
+  static constexpr int kMaxHalf = 128;  // dh <= 256: the table below is 1 KB of parameters
+  int head_dim = 0;  // dh, a multiple of 64; 0 in the plain scan
+  std::int64_t position_offset = 0;
+  // One position's angle of frequency i in half turns, base^(-2i/dh) / pi, formed on the
+  // host in double: a double exp2 per lane would cost the kernel registers it has not got.
+  double turn[kMaxHalf] = {};
+};
+
+// A lane's first channel in a RoPE tile: 16 lanes on each half of one head.
+__device__ inline int paired_channel(int column_tile, int lane, int head_dim) {
+  const int parts = head_dim / 64;  // tiles per head
+  const int head = column_tile / parts, part = column_tile % parts;
+  return head * head_dim + (lane / 16) * (head_dim / 2) + part * 32 + (lane % 16) * 2;
+}
+
+// The rotation of a lane's kVec channels, row after row. Row 0's angle p base^(-2i/dh) is
+// formed in double, in half turns (theta / pi), and reduced to [-1, 1] half turns there
+// (positions reach 1M+, where fp32 p * inv_freq is ~0.06 rad off); sincospif of the
+// reduced value needs no large-argument path (sincosf's keeps a stack array: spills here).
+// Each next row turns the angle by one position's (angle addition, fp32), which drifts by
+// a few ulp over a lane's <= 16 rows.
+template <int kVec>
+struct RowRotation {
+  float cos_[kVec], sin_[kVec], step_cos[kVec], step_sin[kVec];
+  float sign;  // of the partner's term: first half -1, second half +1; negated for R^T
+
+  RowRotation() = default;
+  // direction +1: R (forward); -1: R^T (backward).
+  __device__ RowRotation(const RopeArgs& rope, int channel, std::int64_t position, int lane,
+                         float direction) {
+    sign = lane < 16 ? -direction : direction;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      const double turn = rope.turn[channel % (rope.head_dim / 2) + e];
+      const double half_turns = static_cast<double>(position) * turn;
+      const double reduced = half_turns - 2.0 * rint(0.5 * half_turns);  // [-1, 1]
+      sincospif(static_cast<float>(reduced), &sin_[e], &cos_[e]);
+      sincospif(static_cast<float>(turn), &step_sin[e], &step_cos[e]);
+    }
+  }
+  __device__ void next_row() {
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      const float c = cos_[e];
+      cos_[e] = __fmaf_rn(c, step_cos[e], -sin_[e] * step_sin[e]);
+      sin_[e] = __fmaf_rn(sin_[e], step_cos[e], c * step_sin[e]);
+    }
+  }
+  // One row of the lane's values, rotated; the partner's come from lane ^ 16. Every lane
+  // of the warp calls it (a row exists for all of a warp's lanes or for none).
+  __device__ Vec<float, kVec> rotated(const Vec<float, kVec>& x) const {
+    Vec<float, kVec> y;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      const float partner = __shfl_xor_sync(0xffffffffu, x.v[e], 16);
+      y.v[e] = __fmaf_rn(x.v[e], cos_[e], sign * partner * sin_[e]);
+    }
+    return y;
+  }
+};
+
+template <typename S, int N>
+__device__ Vec<float, N> unpacked(const Packed<S, N>& x) {
+  Vec<float, N> out;
+#pragma unroll
+  for (int e = 0; e < N; ++e) out.v[e] = x[e];
+  return out;
+}
+template <typename S, int N>
+__device__ Vec<S, N> rounded(const Vec<float, N>& x) {
+  Vec<S, N> out;
+#pragma unroll
+  for (int e = 0; e < N; ++e) out.v[e] = from_float<S>(x.v[e]);
+  return out;
+}
+template <typename S, int N>
+__device__ Packed<S, N> packed(const Vec<float, N>& x) {
+  static_assert(sizeof(Packed<S, N>) == sizeof(Vec<S, N>));
+  const Vec<S, N> r = rounded<S>(x);
+  Packed<S, N> out;
+  memcpy(&out, &r, sizeof out);
+  return out;
+}
+
 // Where a data lane's rows start and how many of its kRows exist (0 past C or T).
 struct LaneRows {
   std::int64_t offset;  // element offset of its first row's first channel
+  std::int64_t t;       // its first row's position along T
+  int channel;          // its first channel
   int count;
 };
 
-template <int kVec, int kRows>
-__device__ LaneRows lane_rows(const ScanShape& shape, const TilePlace& place, int warp, int lane) {
+// kRope: the channels of a RoPE tile (head_dim > 0), else kChannels consecutive ones.
+template <int kVec, int kRows, bool kRope>
+__device__ LaneRows lane_rows(const ScanShape& shape, const TilePlace& place, int warp, int lane,
+                              int head_dim) {
   using Tile = TileShape<kVec, kRows>;
-  const int channel = place.column_tile * Tile::kChannels + lane * kVec;
+  const int channel = kRope ? paired_channel(place.column_tile, lane, head_dim)
+                            : place.column_tile * Tile::kChannels + lane * kVec;
   const std::int64_t t = std::int64_t{place.chunk} * Tile::kLength + std::int64_t{warp} * kRows;
   const std::int64_t left = shape.seq - t;
   LaneRows r;
   r.offset = (place.batch * shape.seq + t) * shape.channels + channel;
+  r.t = t;
+  r.channel = channel;
   r.count = channel >= shape.channels || left <= 0
                 ? 0
                 : static_cast<int>(left < kRows ? left : kRows);
@@ -397,6 +505,25 @@ __device__ void look_back_role(const Segments<kVec, kX>& seg, int x_first, Direc
   role_barrier();  // 2
 }
 
+// Writes the lane's rows of `in`, rotated, to `out`: q into q_rope (forward), dq_rope into
+// dq (backward). Run while the tile waits on its look-back. `rot` is taken by value: it
+// advances row by row here.
+template <typename S, int kVec, int kRows>
+__device__ void rotate_rows(const S* in, S* out, const LaneRows& rows, int stride,
+                            RowRotation<kVec> rot) {
+  Packed<S, kVec> x[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+    if (r < rows.count) x[r] = load_packed<S, kVec>(in + rows.offset + r * stride);
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    if (r < rows.count) {
+      store_vec(out + rows.offset + r * stride, rounded<S>(rot.rotated(unpacked(x[r]))));
+      rot.next_row();
+    }
+  }
+}
+
 // ---- forward --------------------------------------------------------------------------
 
 template <typename S>
@@ -407,11 +534,16 @@ struct ForwardArgs {
   float* gate;  // (B, T, C)
   S* K;         // (B, T, C)
   S* V;         // (B, T, C)
+  // RoPE in the same pass (kRope): q in, q_rope = R q and k_rope = R K out, (B, T, C).
+  const S* q;
+  S* q_rope;
+  S* k_rope;
+  RopeArgs rope;
   ScanShape shape;
   LookbackState lookback;
 };
 
-template <typename S, int kVec, int kRows, int kMinBlocks>
+template <typename S, int kVec, int kRows, int kMinBlocks, bool kRope>
 __global__ void __launch_bounds__(ScanLaunch::kThreads, kMinBlocks)
     gated_scan_forward_kernel(const ForwardArgs<S> args) {
   __shared__ Segments<kVec, 2> seg;               // per data warp: P, X_K, X_V
@@ -424,20 +556,20 @@ __global__ void __launch_bounds__(ScanLaunch::kThreads, kMinBlocks)
     look_back_role(seg, 0, Direction::forward, args.lookback, place, carry_in, lane);
     return;
   }
-  const LaneRows rows = lane_rows<kVec, kRows>(args.shape, place, warp, lane);
+  const LaneRows rows = lane_rows<kVec, kRows, kRope>(args.shape, place, warp, lane,
+                                                      args.rope.head_dim);
   const int stride = args.shape.channels;  // (kRows - 1) C < 2^31: 32-bit row offsets
 
-  // This lane's rows, kept until the carry is known: the gate (sigmoid once), k, v.
-  Vec<float, kVec> a[kRows];
-  Packed<S, kVec> k[kRows], v[kRows];
+  // This lane's rows, kept until the carry is known: g, k, v as loaded. The gate is
+  // formed twice (summary, then outputs; the same bits) rather than kept in fp32: a bf16
+  // pair of g is one register, its gates two.
+  Packed<S, kVec> g[kRows], k[kRows], v[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     if (r < rows.count) {
-      const Packed<S, kVec> g = load_packed<S, kVec>(args.g + rows.offset + r * stride);
+      g[r] = load_packed<S, kVec>(args.g + rows.offset + r * stride);
       k[r] = load_packed<S, kVec>(args.k + rows.offset + r * stride);
       v[r] = load_packed<S, kVec>(args.v + rows.offset + r * stride);
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) a[r].v[e] = sigmoid(g[e]);
     }
   }
   Summary<kVec> own = Summary<kVec>::identity();
@@ -446,34 +578,49 @@ __global__ void __launch_bounds__(ScanLaunch::kThreads, kMinBlocks)
     if (r < rows.count) {
 #pragma unroll
       for (int e = 0; e < kVec; ++e) {
-        own.p.v[e] *= a[r].v[e];
-        own.x[0].v[e] = step(a[r].v[e], own.x[0].v[e], k[r][e]);
-        own.x[1].v[e] = step(a[r].v[e], own.x[1].v[e], v[r][e]);
+        const float a = sigmoid(g[r][e]);
+        own.p.v[e] *= a;
+        own.x[0].v[e] = step(a, own.x[0].v[e], k[r][e]);
+        own.x[1].v[e] = step(a, own.x[1].v[e], v[r][e]);
       }
     }
   }
   seg.store(0, warp, lane, own);
   role_barrier();  // 1
   const Summary<kVec> prefix = seg.prefix(0, warp, Direction::forward, lane);
+  if constexpr (kRope) {  // q while the look-back runs
+    const RowRotation<kVec> rotation(args.rope, rows.channel, args.rope.position_offset + rows.t,
+                                     lane, 1.0f);
+    rotate_rows<S, kVec, kRows>(args.q, args.q_rope, rows, stride, rotation);
+  }
   role_barrier();  // 2
 
   const Vec<float, kVec> entering[2] = {carry_in[0][lane], carry_in[1][lane]};
   Vec<float, kVec> state[2];
   prefix.apply(entering, state);
+  // Formed again rather than kept across the barrier: the registers are the scarcer.
+  [[maybe_unused]] RowRotation<kVec> key_rotation =
+      kRope ? RowRotation<kVec>(args.rope, rows.channel, args.rope.position_offset + rows.t,
+                                lane, 1.0f)
+            : RowRotation<kVec>{};
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     if (r < rows.count) {
-      Vec<S, kVec> k_out, v_out;
+      Vec<float, kVec> a;
 #pragma unroll
       for (int e = 0; e < kVec; ++e) {
-        state[0].v[e] = step(a[r].v[e], state[0].v[e], k[r][e]);
-        state[1].v[e] = step(a[r].v[e], state[1].v[e], v[r][e]);
-        k_out.v[e] = from_float<S>(state[0].v[e]);
-        v_out.v[e] = from_float<S>(state[1].v[e]);
+        a.v[e] = sigmoid(g[r][e]);
+        state[0].v[e] = step(a.v[e], state[0].v[e], k[r][e]);
+        state[1].v[e] = step(a.v[e], state[1].v[e], v[r][e]);
       }
-      store_vec(args.gate + rows.offset + r * stride, a[r]);
-      store_vec(args.K + rows.offset + r * stride, k_out);
-      store_vec(args.V + rows.offset + r * stride, v_out);
+      store_vec(args.gate + rows.offset + r * stride, a);
+      store_vec(args.K + rows.offset + r * stride, rounded<S>(state[0]));
+      store_vec(args.V + rows.offset + r * stride, rounded<S>(state[1]));
+      if constexpr (kRope) {  // rotated from the fp32 state, not from the rounded K
+        store_vec(args.k_rope + rows.offset + r * stride,
+                  rounded<S>(key_rotation.rotated(state[0])));
+        key_rotation.next_row();
+      }
     }
   }
 }
@@ -492,11 +639,16 @@ struct BackwardArgs {
   S* dg;              // (B, T, C)
   S* dk;              // (B, T, C)
   S* dv;              // (B, T, C)
+  // RoPE in the same pass (kRope): dK above is dk_rope, turned into dK = R^T dk_rope as it
+  // is loaded; dq = R^T dq_rope, (B, T, C).
+  const S* dq_rope;
+  S* dq;
+  RopeArgs rope;
   ScanShape shape;
   LookbackState lookback;
 };
 
-template <typename S, int kVec, int kRows, int kMinBlocks>
+template <typename S, int kVec, int kRows, int kMinBlocks, bool kRope>
 __global__ void __launch_bounds__(ScanLaunch::kThreads, kMinBlocks)
     gated_scan_backward_kernel(const BackwardArgs<S> args) {
   // Per data warp: P, the forward X_K, X_V (x[0..1]) and the reverse carries (x[2..3]).
@@ -510,7 +662,8 @@ __global__ void __launch_bounds__(ScanLaunch::kThreads, kMinBlocks)
     look_back_role(seg, 2, Direction::reverse, args.lookback, place, carry_in, lane);
     return;
   }
-  const LaneRows rows = lane_rows<kVec, kRows>(args.shape, place, warp, lane);
+  const LaneRows rows = lane_rows<kVec, kRows, kRope>(args.shape, place, warp, lane,
+                                                      args.rope.head_dim);
   const int stride = args.shape.channels;  // (kRows - 1) C < 2^31: 32-bit row offsets
 
   Packed<float, kVec> a[kRows];
@@ -523,6 +676,17 @@ __global__ void __launch_bounds__(ScanLaunch::kThreads, kMinBlocks)
       v[r] = load_packed<S, kVec>(args.v + rows.offset + r * stride);
       dK[r] = load_packed<S, kVec>(args.dK + rows.offset + r * stride);
       dV[r] = load_packed<S, kVec>(args.dV + rows.offset + r * stride);
+    }
+  }
+  if constexpr (kRope) {  // dK = R^T dk_rope, rounded to S as the separate RoPE kernel does
+    RowRotation<kVec> key_rotation(args.rope, rows.channel, args.rope.position_offset + rows.t,
+                                   lane, -1.0f);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      if (r < rows.count) {
+        dK[r] = packed<S>(key_rotation.rotated(unpacked(dK[r])));
+        key_rotation.next_row();
+      }
     }
   }
   // The forward states entering the tile: the stored K, V of the row before it.
@@ -631,6 +795,12 @@ __global__ void __launch_bounds__(ScanLaunch::kThreads, kMinBlocks)
       store_vec(args.dv + rows.offset + r * stride, dv_out);
     }
   }
+  // dq last, when the rows above are dead: the look-back wait has no registers to spare.
+  if constexpr (kRope) {
+    const RowRotation<kVec> rotation(args.rope, rows.channel, args.rope.position_offset + rows.t,
+                                     lane, -1.0f);
+    rotate_rows<S, kVec, kRows>(args.dq_rope, args.dq, rows, stride, rotation);
+  }
 }
 
 // ---- host -----------------------------------------------------------------------------
@@ -688,34 +858,78 @@ unsigned tile_count(const ScanShape& s) {
   return static_cast<unsigned>(std::int64_t{s.batch} * s.column_tiles * s.chunks);
 }
 
-template <typename S, int kVec>
-void launch_forward(const Tensor& g, const Tensor& k, const Tensor& v, Tensor& gate, Tensor& K,
-                    Tensor& V, cudaStream_t stream) {
+// Blocks per SM a launch is compiled for: RoPE's rotation needs registers that the f32
+// scans (the tests' storage) have only at two blocks per SM, like the bf16 ones.
+template <typename Tuning, bool kRope>
+constexpr int min_blocks() {
+  return kRope && Tuning::kMinBlocks > 2 ? 2 : Tuning::kMinBlocks;
+}
+
+// Launches a scan whose operands `args` names; sets its shape (from `like`, (B, T, C)) and
+// its scratch.
+template <typename S, int kVec, bool kRope>
+void launch_forward(ForwardArgs<S> args, const Tensor& like, cudaStream_t stream) {
   using Tuning = ScanTuning<S, Direction::forward>;
-  const ScanShape shape = scan_shape<kVec, Tuning::kRows>(g, "gated_scan_forward");
-  const LookbackScratch scratch(tile_count(shape), 32 * kVec, stream);
-  const ForwardArgs<S> args{.g = cptr<S>(g), .k = cptr<S>(k), .v = cptr<S>(v),
-                            .gate = ptr<float>(gate), .K = ptr<S>(K), .V = ptr<S>(V),
-                            .shape = shape, .lookback = scratch.state()};
-  gated_scan_forward_kernel<S, kVec, Tuning::kRows, Tuning::kMinBlocks>
-      <<<tile_count(shape), ScanLaunch::kThreads, 0, stream>>>(args);
+  args.shape = scan_shape<kVec, Tuning::kRows>(like, "gated_scan_forward");
+  const LookbackScratch scratch(tile_count(args.shape), 32 * kVec, stream);
+  args.lookback = scratch.state();
+  gated_scan_forward_kernel<S, kVec, Tuning::kRows, min_blocks<Tuning, kRope>(), kRope>
+      <<<tile_count(args.shape), ScanLaunch::kThreads, 0, stream>>>(args);
   RT_CHECK_LAUNCH();
 }
 
-template <typename S, int kVec>
-void launch_backward(const Tensor& gate, const Tensor& k, const Tensor& v, const Tensor& K,
-                     const Tensor& V, const Tensor& dK, const Tensor& dV, Tensor& dg, Tensor& dk,
-                     Tensor& dv, cudaStream_t stream) {
+template <typename S, int kVec, bool kRope>
+void launch_backward(BackwardArgs<S> args, const Tensor& like, cudaStream_t stream) {
   using Tuning = ScanTuning<S, Direction::reverse>;
-  const ScanShape shape = scan_shape<kVec, Tuning::kRows>(k, "gated_scan_backward");
-  const LookbackScratch scratch(tile_count(shape), 32 * kVec, stream);
-  const BackwardArgs<S> args{.gate = cptr<float>(gate), .k = cptr<S>(k), .v = cptr<S>(v),
-                             .K = cptr<S>(K), .V = cptr<S>(V), .dK = cptr<S>(dK),
-                             .dV = cptr<S>(dV), .dg = ptr<S>(dg), .dk = ptr<S>(dk),
-                             .dv = ptr<S>(dv), .shape = shape, .lookback = scratch.state()};
-  gated_scan_backward_kernel<S, kVec, Tuning::kRows, Tuning::kMinBlocks>
-      <<<tile_count(shape), ScanLaunch::kThreads, 0, stream>>>(args);
+  args.shape = scan_shape<kVec, Tuning::kRows>(like, "gated_scan_backward");
+  const LookbackScratch scratch(tile_count(args.shape), 32 * kVec, stream);
+  args.lookback = scratch.state();
+  gated_scan_backward_kernel<S, kVec, Tuning::kRows, min_blocks<Tuning, kRope>(), kRope>
+      <<<tile_count(args.shape), ScanLaunch::kThreads, 0, stream>>>(args);
   RT_CHECK_LAUNCH();
+}
+
+template <typename S>
+ForwardArgs<S> forward_args(const Tensor& g, const Tensor& k, const Tensor& v, Tensor& gate,
+                            Tensor& K, Tensor& V) {
+  return {.g = cptr<S>(g), .k = cptr<S>(k), .v = cptr<S>(v), .gate = ptr<float>(gate),
+          .K = ptr<S>(K), .V = ptr<S>(V), .q = nullptr, .q_rope = nullptr, .k_rope = nullptr,
+          .rope = {}, .shape = {}, .lookback = {}};
+}
+
+template <typename S>
+BackwardArgs<S> backward_args(const Tensor& gate, const Tensor& k, const Tensor& v,
+                              const Tensor& K, const Tensor& V, const Tensor& dK, const Tensor& dV,
+                              Tensor& dg, Tensor& dk, Tensor& dv) {
+  return {.gate = cptr<float>(gate), .k = cptr<S>(k), .v = cptr<S>(v), .K = cptr<S>(K),
+          .V = cptr<S>(V), .dK = cptr<S>(dK), .dV = cptr<S>(dV), .dg = ptr<S>(dg),
+          .dk = ptr<S>(dk), .dv = ptr<S>(dv), .dq_rope = nullptr, .dq = nullptr, .rope = {},
+          .shape = {}, .lookback = {}};
+}
+
+// Whether RoPE can ride in the scan: whole 64-channel halves of heads (dh % 64 == 0), the
+// two-channel vectors, and C = H dh.
+template <typename S>
+bool can_fuse_rope(const Tensor& heads_like, std::initializer_list<const Tensor*> storage,
+                   const Tensor& gate) {
+  const std::int64_t dh = heads_like.dim(3);
+  return dh % 64 == 0 && dh / 2 <= RopeArgs::kMaxHalf &&
+         can_vectorise<S>(heads_like.dim(2) * dh, storage, gate);
+}
+
+RopeArgs rope_args(const Tensor& heads_like, double base, std::int64_t position_offset) {
+  RopeArgs rope;
+  rope.head_dim = static_cast<int>(heads_like.dim(3));
+  rope.position_offset = position_offset;
+  const int half = rope.head_dim / 2;
+  for (int i = 0; i < half; ++i)
+    rope.turn[i] = std::pow(base, -2.0 * i / rope.head_dim) / std::numbers::pi;
+  return rope;
+}
+
+// (B, T, H, dh) as (B, T, H dh).
+Tensor as_sequence(const Tensor& heads) {
+  return heads.view({heads.dim(0), heads.dim(1), heads.dim(2) * heads.dim(3)});
 }
 
 }  // namespace
@@ -725,10 +939,11 @@ void gated_scan_forward(const Tensor& g, const Tensor& k, const Tensor& v, Tenso
   if (g.numel() == 0) return;
   dispatch_storage(g, "gated_scan_forward", [&](auto tag) {
     using S = decltype(tag);
+    const ForwardArgs<S> args = forward_args<S>(g, k, v, gate, K, V);
     if (can_vectorise<S>(g.dim(2), {&g, &k, &v, &K, &V}, gate))
-      launch_forward<S, ScanLaunch::kVec>(g, k, v, gate, K, V, stream);
+      launch_forward<S, ScanLaunch::kVec, false>(args, g, stream);
     else
-      launch_forward<S, 1>(g, k, v, gate, K, V, stream);
+      launch_forward<S, 1, false>(args, g, stream);
   });
 }
 
@@ -738,10 +953,60 @@ void gated_scan_backward(const Tensor& gate, const Tensor& k, const Tensor& v, c
   if (k.numel() == 0) return;
   dispatch_storage(k, "gated_scan_backward", [&](auto tag) {
     using S = decltype(tag);
+    const BackwardArgs<S> args = backward_args<S>(gate, k, v, K, V, dK, dV, dg, dk, dv);
     if (can_vectorise<S>(k.dim(2), {&k, &v, &K, &V, &dK, &dV, &dg, &dk, &dv}, gate))
-      launch_backward<S, ScanLaunch::kVec>(gate, k, v, K, V, dK, dV, dg, dk, dv, stream);
+      launch_backward<S, ScanLaunch::kVec, false>(args, k, stream);
     else
-      launch_backward<S, 1>(gate, k, v, K, V, dK, dV, dg, dk, dv, stream);
+      launch_backward<S, 1, false>(args, k, stream);
+  });
+}
+
+void gated_scan_rope_forward(const Tensor& g, const Tensor& k, const Tensor& v, const Tensor& q,
+                             double base, std::int64_t position_offset, Tensor& gate, Tensor& K,
+                             Tensor& V, Tensor& q_rope, Tensor& k_rope, cudaStream_t stream) {
+  if (g.numel() == 0) return;
+  Tensor gate_s = as_sequence(gate), K_s = as_sequence(K), V_s = as_sequence(V);
+  const Tensor g_s = as_sequence(g), k_s = as_sequence(k), v_s = as_sequence(v);
+  dispatch_storage(g, "gated_scan_rope_forward", [&](auto tag) {
+    using S = decltype(tag);
+    if (!can_fuse_rope<S>(g, {&g, &k, &v, &q, &K, &V, &q_rope, &k_rope}, gate)) {
+      gated_scan_forward(g_s, k_s, v_s, gate_s, K_s, V_s, stream);
+      rope_forward(q, base, position_offset, q_rope, stream);
+      rope_forward(K, base, position_offset, k_rope, stream);
+      return;
+    }
+    ForwardArgs<S> args = forward_args<S>(g_s, k_s, v_s, gate_s, K_s, V_s);
+    args.q = cptr<S>(q), args.q_rope = ptr<S>(q_rope), args.k_rope = ptr<S>(k_rope);
+    args.rope = rope_args(g, base, position_offset);
+    launch_forward<S, ScanLaunch::kVec, true>(args, g_s, stream);
+  });
+}
+
+void gated_scan_rope_backward(const Tensor& gate, const Tensor& k, const Tensor& v,
+                              const Tensor& K, const Tensor& V, const Tensor& dq_rope,
+                              const Tensor& dk_rope, const Tensor& dV, double base,
+                              std::int64_t position_offset, Tensor& dg, Tensor& dk, Tensor& dv,
+                              Tensor& dq, cudaStream_t stream) {
+  if (k.numel() == 0) return;
+  const Tensor gate_s = as_sequence(gate), k_s = as_sequence(k), v_s = as_sequence(v);
+  const Tensor K_s = as_sequence(K), V_s = as_sequence(V), dV_s = as_sequence(dV);
+  Tensor dg_s = as_sequence(dg), dk_s = as_sequence(dk), dv_s = as_sequence(dv);
+  dispatch_storage(k, "gated_scan_rope_backward", [&](auto tag) {
+    using S = decltype(tag);
+    if (!can_fuse_rope<S>(k, {&k, &v, &K, &V, &dq_rope, &dk_rope, &dV, &dg, &dk, &dv, &dq},
+                          gate)) {
+      Tensor dK = Tensor::empty(k_s.shape(), k.dtype(), Device::cuda);
+      Tensor dK_heads = dK.view(k.shape());
+      rope_backward(dq_rope, base, position_offset, dq, stream);
+      rope_backward(dk_rope, base, position_offset, dK_heads, stream);
+      gated_scan_backward(gate_s, k_s, v_s, K_s, V_s, dK, dV_s, dg_s, dk_s, dv_s, stream);
+      return;
+    }
+    BackwardArgs<S> args =
+        backward_args<S>(gate_s, k_s, v_s, K_s, V_s, as_sequence(dk_rope), dV_s, dg_s, dk_s, dv_s);
+    args.dq_rope = cptr<S>(dq_rope), args.dq = ptr<S>(dq);
+    args.rope = rope_args(k, base, position_offset);
+    launch_backward<S, ScanLaunch::kVec, true>(args, k_s, stream);
   });
 }
 
