@@ -180,10 +180,11 @@ void gated_scan_rope_forward(const Tensor& g, const Tensor& k, const Tensor& v, 
                  op);
   require_same_type(q, {&g, &k, &v, &K, &V, &k_rope}, op);
   require_f32_on_gpu(q, gate, "gate", op);
-  RT_DISPATCH_CUDA(q, gated_scan_rope_forward, g, k, v, q, base, position_offset, gate, K, V,
-                   q_rope, k_rope);
+  const Tensor g_s = as_sequence(g), k_s = as_sequence(k), v_s = as_sequence(v);
   Tensor gate_s = as_sequence(gate), K_s = as_sequence(K), V_s = as_sequence(V);
-  gated_scan_forward(as_sequence(g), as_sequence(k), as_sequence(v), gate_s, K_s, V_s);
+  RT_DISPATCH_CUDA(q, gated_scan_rope_forward, g_s, k_s, v_s, q, base, position_offset, gate_s,
+                   K_s, V_s, q_rope, k_rope);
+  gated_scan_forward(g_s, k_s, v_s, gate_s, K_s, V_s);
   rope_forward(q, base, position_offset, q_rope);
   rope_forward(K, base, position_offset, k_rope);
 }
@@ -201,14 +202,15 @@ void gated_scan_rope_backward(const Tensor& gate, const Tensor& k, const Tensor&
                  op);
   require_same_type(dq_rope, {&k, &v, &K, &V, &dk_rope, &dV, &dg, &dk, &dv}, op);
   require_f32_on_gpu(k, gate, "gate", op);
-  RT_DISPATCH_CUDA(k, gated_scan_rope_backward, gate, k, v, K, V, dq_rope, dk_rope, dV, base,
-                   position_offset, dg, dk, dv, dq);
+  const Tensor gate_s = as_sequence(gate), k_s = as_sequence(k), v_s = as_sequence(v);
+  const Tensor K_s = as_sequence(K), V_s = as_sequence(V), dV_s = as_sequence(dV);
+  Tensor dg_s = as_sequence(dg), dk_s = as_sequence(dk), dv_s = as_sequence(dv);
+  RT_DISPATCH_CUDA(k, gated_scan_rope_backward, gate_s, k_s, v_s, K_s, V_s, dq_rope, dk_rope,
+                   dV_s, base, position_offset, dg_s, dk_s, dv_s, dq);
   Tensor dK = Tensor::empty(dk_rope.shape(), dk_rope.dtype(), dk_rope.device());
   rope_backward(dq_rope, base, position_offset, dq);
   rope_backward(dk_rope, base, position_offset, dK);
-  Tensor dg_s = as_sequence(dg), dk_s = as_sequence(dk), dv_s = as_sequence(dv);
-  gated_scan_backward(as_sequence(gate), as_sequence(k), as_sequence(v), as_sequence(K),
-                      as_sequence(V), as_sequence(dK), as_sequence(dV), dg_s, dk_s, dv_s);
+  gated_scan_backward(gate_s, k_s, v_s, K_s, V_s, as_sequence(dK), dV_s, dg_s, dk_s, dv_s);
 }
 
 namespace {

@@ -61,8 +61,9 @@ void gated_scan_forward(const Tensor& g, const Tensor& k, const Tensor& v, Tenso
 void gated_scan_backward(const Tensor& gate, const Tensor& k, const Tensor& v, const Tensor& K,
                          const Tensor& V, const Tensor& dK, const Tensor& dV, Tensor& dg,
                          Tensor& dk, Tensor& dv, cudaStream_t stream);
-// The recurrence and RoPE in one pass where dh % 64 == 0 (kernels/cuda/gated_scan.cu);
-// every operand (B, T, H, dh), gate f32.
+// The recurrence and RoPE in one pass where dh % 64 == 0 (kernels/cuda/gated_scan.cu):
+// the recurrence's operands (g, k, v, gate, K, V, dV, dg, dk, dv) as (B, T, H dh), the
+// rotated ones (q, q_rope, k_rope, dq_rope, dk_rope, dq) as (B, T, H, dh); gate f32.
 void gated_scan_rope_forward(const Tensor& g, const Tensor& k, const Tensor& v, const Tensor& q,
                              double base, std::int64_t position_offset, Tensor& gate, Tensor& K,
                              Tensor& V, Tensor& q_rope, Tensor& k_rope, cudaStream_t stream);

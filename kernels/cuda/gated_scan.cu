@@ -927,11 +927,6 @@ RopeArgs rope_args(const Tensor& heads_like, double base, std::int64_t position_
   return rope;
 }
 
-// (B, T, H, dh) as (B, T, H dh).
-Tensor as_sequence(const Tensor& heads) {
-  return heads.view({heads.dim(0), heads.dim(1), heads.dim(2) * heads.dim(3)});
-}
-
 }  // namespace
 
 void gated_scan_forward(const Tensor& g, const Tensor& k, const Tensor& v, Tensor& gate,
@@ -965,20 +960,18 @@ void gated_scan_rope_forward(const Tensor& g, const Tensor& k, const Tensor& v, 
                              double base, std::int64_t position_offset, Tensor& gate, Tensor& K,
                              Tensor& V, Tensor& q_rope, Tensor& k_rope, cudaStream_t stream) {
   if (g.numel() == 0) return;
-  Tensor gate_s = as_sequence(gate), K_s = as_sequence(K), V_s = as_sequence(V);
-  const Tensor g_s = as_sequence(g), k_s = as_sequence(k), v_s = as_sequence(v);
   dispatch_storage(g, "gated_scan_rope_forward", [&](auto tag) {
     using S = decltype(tag);
-    if (!can_fuse_rope<S>(g, {&g, &k, &v, &q, &K, &V, &q_rope, &k_rope}, gate)) {
-      gated_scan_forward(g_s, k_s, v_s, gate_s, K_s, V_s, stream);
+    if (!can_fuse_rope<S>(q, {&g, &k, &v, &q, &K, &V, &q_rope, &k_rope}, gate)) {
+      gated_scan_forward(g, k, v, gate, K, V, stream);
       rope_forward(q, base, position_offset, q_rope, stream);
-      rope_forward(K, base, position_offset, k_rope, stream);
+      rope_forward(K.view(q.shape()), base, position_offset, k_rope, stream);
       return;
     }
-    ForwardArgs<S> args = forward_args<S>(g_s, k_s, v_s, gate_s, K_s, V_s);
+    ForwardArgs<S> args = forward_args<S>(g, k, v, gate, K, V);
     args.q = cptr<S>(q), args.q_rope = ptr<S>(q_rope), args.k_rope = ptr<S>(k_rope);
-    args.rope = rope_args(g, base, position_offset);
-    launch_forward<S, ScanLaunch::kVec, true>(args, g_s, stream);
+    args.rope = rope_args(q, base, position_offset);
+    launch_forward<S, ScanLaunch::kVec, true>(args, g, stream);
   });
 }
 
@@ -988,25 +981,21 @@ void gated_scan_rope_backward(const Tensor& gate, const Tensor& k, const Tensor&
                               std::int64_t position_offset, Tensor& dg, Tensor& dk, Tensor& dv,
                               Tensor& dq, cudaStream_t stream) {
   if (k.numel() == 0) return;
-  const Tensor gate_s = as_sequence(gate), k_s = as_sequence(k), v_s = as_sequence(v);
-  const Tensor K_s = as_sequence(K), V_s = as_sequence(V), dV_s = as_sequence(dV);
-  Tensor dg_s = as_sequence(dg), dk_s = as_sequence(dk), dv_s = as_sequence(dv);
   dispatch_storage(k, "gated_scan_rope_backward", [&](auto tag) {
     using S = decltype(tag);
-    if (!can_fuse_rope<S>(k, {&k, &v, &K, &V, &dq_rope, &dk_rope, &dV, &dg, &dk, &dv, &dq},
+    if (!can_fuse_rope<S>(dq_rope, {&k, &v, &K, &V, &dq_rope, &dk_rope, &dV, &dg, &dk, &dv, &dq},
                           gate)) {
-      Tensor dK = Tensor::empty(k_s.shape(), k.dtype(), Device::cuda);
-      Tensor dK_heads = dK.view(k.shape());
+      Tensor dK = Tensor::empty(k.shape(), k.dtype(), Device::cuda);
+      Tensor dK_heads = dK.view(dk_rope.shape());
       rope_backward(dq_rope, base, position_offset, dq, stream);
       rope_backward(dk_rope, base, position_offset, dK_heads, stream);
-      gated_scan_backward(gate_s, k_s, v_s, K_s, V_s, dK, dV_s, dg_s, dk_s, dv_s, stream);
+      gated_scan_backward(gate, k, v, K, V, dK, dV, dg, dk, dv, stream);
       return;
     }
-    BackwardArgs<S> args =
-        backward_args<S>(gate_s, k_s, v_s, K_s, V_s, as_sequence(dk_rope), dV_s, dg_s, dk_s, dv_s);
+    BackwardArgs<S> args = backward_args<S>(gate, k, v, K, V, dk_rope, dV, dg, dk, dv);
     args.dq_rope = cptr<S>(dq_rope), args.dq = ptr<S>(dq);
-    args.rope = rope_args(k, base, position_offset);
-    launch_backward<S, ScanLaunch::kVec, true>(args, k_s, stream);
+    args.rope = rope_args(dq_rope, base, position_offset);
+    launch_backward<S, ScanLaunch::kVec, true>(args, k, stream);
   });
 }
 
