@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "kernels/part_index_map.hpp"
 #include "kernels/visibility.hpp"
 #include "runtime/tensor.hpp"
 
@@ -257,5 +258,21 @@ void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const
 // sum of x^2 in double.
 double sum_of_squares(const Tensor& x);
 void scale_inplace(Tensor& x, double factor);
+
+// ---- parameter initialisation ---------------------------------------------------------
+// out[i] = mean + std * CounterRng(seed, key).normal(map.global(i)), formed in double and
+// rounded to out's dtype (bf16 through float, as Tensor::copy_from rounds). out is any
+// contiguous view of a parameter part, `map` its element positions in the global tensor
+// (ParamEntry::index_map), so every layout draws the same numbers (DESIGN.md principle
+// 4). On the GPU the draw runs in place (no host buffer, no transfer); its libm may round
+// the last bits of a double differently from the host's, so a rare element can differ by
+// one ulp of f32 from the CPU's.
+struct NormalDraw {
+  std::uint64_t seed = 0;
+  std::uint64_t key = 0;  // runtime/rng.hpp stream_key of the parameter's name
+  double mean = 0;
+  double std = 1;  // 0 fills `mean` exactly
+};
+void fill_normal(Tensor& out, const NormalDraw& draw, const PartIndexMap& map);
 
 }  // namespace ratrain::ops

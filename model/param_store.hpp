@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/part_index_map.hpp"
 #include "runtime/tensor.hpp"
 
 namespace ratrain {
@@ -59,8 +60,10 @@ struct ParamEntry {
   InitKind init = InitKind::normal;
   StageCopies copies = StageCopies::one;
 
+  // Where the local elements lie in the global tensor (row-major).
+  PartIndexMap index_map() const;
   // The global row-major index of local element `i`.
-  std::int64_t global_index(std::int64_t i) const;
+  std::int64_t global_index(std::int64_t i) const { return index_map().global(i); }
 };
 
 class ParamTable {

@@ -22,7 +22,8 @@ constexpr std::uint64_t stream_key(std::string_view name) {
   return h;
 }
 
-// Philox4x32-10 block: four 32-bit random words for a 128-bit counter and 64-bit key.
+// Philox4x32-10 block: four 32-bit random words for a 128-bit counter and 64-bit key
+// (the arithmetic, shared with the device: runtime/philox.hpp).
 std::array<std::uint32_t, 4> philox4x32(std::array<std::uint32_t, 4> counter,
                                         std::array<std::uint32_t, 2> key);
 
@@ -38,8 +39,10 @@ class CounterRng {
   // Uniform integer in [0, bound) for `index` (bound > 0; bias below 2^-32).
   std::uint64_t below(std::uint64_t index, std::uint64_t bound) const;
 
+  std::uint64_t seed() const { return seed_; }
+  std::uint64_t key() const { return key_; }
+
  private:
-  std::array<std::uint32_t, 4> block(std::uint64_t index) const;
   std::uint64_t seed_;
   std::uint64_t key_;
 };

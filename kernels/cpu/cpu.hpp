@@ -139,4 +139,8 @@ void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
 template <typename T> double sum_of_squares(const Tensor& x);
 template <typename T> void scale_inplace(Tensor& x, double factor);
 
+// init.cpp
+template <typename T>
+void fill_normal(Tensor& out, const ops::NormalDraw& draw, const PartIndexMap& map);
+
 }  // namespace ratrain::cpu

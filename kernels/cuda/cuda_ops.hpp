@@ -141,4 +141,8 @@ void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
 double sum_of_squares(const Tensor& x, cudaStream_t stream);
 void scale_inplace(Tensor& x, double factor, cudaStream_t stream);
 
+// Parameter initialisation (kernels/cuda/init.cu), f32 or bf16 outputs.
+void fill_normal(Tensor& out, const ops::NormalDraw& draw, const PartIndexMap& map,
+                 cudaStream_t stream);
+
 }  // namespace ratrain::cuda

@@ -213,27 +213,6 @@ TEST(ParamStore, InitDependsOnlyOnSeedNameAndIndex) {
   EXPECT_LT(max_abs_diff(a.params().values(), b.params().values()), 1e-8);  // f32 rounding only
 }
 
-// initialize() draws in pieces of 2^24 elements (param_store.cpp): an embedding of
-// 33000 x 512 = 16.9 M elements crosses a piece boundary, and the elements on both sides
-// are still the draws of their global index.
-TEST(ParamStore, InitAcrossThePiecesOfALargeParameter) {
-  ModelConfig c = small_config();
-  c.vocab_size = 33000;
-  c.d_model = 512;
-  c.num_layers = 1;
-  c.sparse_rules = make_layer_rules(1, {3}, {1}, {2});
-  RatLM model(c, DType::f32);
-  model.params().initialize(7, 0.02);
-  const Tensor emb = model.params().value("embedding.wte.weight");
-  ASSERT_GT(emb.numel(), std::int64_t{1} << 24);
-  const CounterRng rng(7, "embedding.wte.weight");
-  for (std::int64_t i : {std::int64_t{0}, (std::int64_t{1} << 24) - 1, std::int64_t{1} << 24,
-                         emb.numel() - 1})
-    EXPECT_EQ(emb.item(i), static_cast<double>(static_cast<float>(
-                               0.02 * rng.normal(static_cast<std::uint64_t>(i)))))
-        << "element " << i;
-}
-
 TEST(ModelConfig, ParameterCountMatchesThePaperSizes) {
   ModelConfig c;
   c.vocab_size = 32000;
