@@ -92,7 +92,9 @@ void StepWatchdog::fire(Clock::time_point now) const {
   // says how long its phase took, not only the timeout.
   const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - armed_at_);
   char phase[96];
-  if (what_)
+  if (what_ && iteration_ == 0)
+    std::snprintf(phase, sizeof phase, "%s before the first iteration", what_);
+  else if (what_)
     std::snprintf(phase, sizeof phase, "%s after iteration %lld", what_,
                   static_cast<long long>(iteration_));
   else

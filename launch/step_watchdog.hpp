@@ -3,8 +3,10 @@
 // stuck in a driver, a peer that never joins a collective) would block every other rank
 // forever: NCCL has no communicator timeout here and MPI collectives none at all.
 //
-// The training loop arms the watchdog at the start of each iteration (and of each phase
-// after the loop) and disarms it at the end. A background thread sleeps until the armed
+// `ratrain train` arms the watchdog for each start-up phase (communicators, model and
+// optimizer set-up, checkpoint resume, the initial validation pass: a peer that never
+// joins NCCL's set-up hangs there), at the start of each iteration and for each phase
+// after the loop, and disarms it after each iteration. A background thread sleeps until the armed
 // phase's deadline; when the phase is still running then, it writes one line to stderr
 // and ends the process with kExitHang. The launcher sees a task end non-zero and ends
 // every other rank, so the job fails within train.hang_timeout_s plus the launcher's
@@ -44,7 +46,8 @@ class StepWatchdog {
 
   // Starts the clock of a phase, replacing the one armed before. `what` (a string
   // literal: the pointer is kept) names a phase after `iteration` ("final validation"
-  // reads "final validation after iteration 20"); null names the iteration itself
+  // reads "final validation after iteration 20"; with iteration 0, a start-up phase:
+  // "checkpoint resume before the first iteration"); null names the iteration itself
   // ("iteration 8", numbered as the progress lines are: from 1).
   void arm(std::int64_t iteration, const char* what = nullptr);
   // Ends the armed phase (nothing armed: no effect).

@@ -6,9 +6,10 @@
 // every checkpoint.every iterations and at the end (io/checkpoint_saver.hpp); a launch
 // may end early at train.stop_at, and a resumed one continues exactly where it stopped.
 // SIGUSR1 or SIGTERM (launch/stop_signals.hpp) stops it at the next step boundary with a
-// checkpoint and exit status kExitRequeue, for the Slurm template to requeue. An
-// iteration (or final phase) running past train.hang_timeout_s ends the job with
-// kExitHang (launch/step_watchdog.hpp) instead of letting a hung rank stall the others.
+// checkpoint and exit status kExitRequeue, for the Slurm template to requeue. A start-up
+// phase, an iteration or a final phase running past train.hang_timeout_s ends the job
+// with kExitHang (launch/step_watchdog.hpp) instead of letting a hung rank stall the
+// others.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -114,7 +115,10 @@ int train_command(const std::vector<std::string>& args) {
   const RunData data = open_run_data(config, /*need_train=*/true);
   // Every rank reads the data and the whole batch, and works on its block of it.
   const Group world = group_from_mpi(MPI_COMM_WORLD);
+  StepWatchdog watchdog(config.train.hang_timeout_s, world.rank());
+  watchdog.arm(0, "communicator set-up");  // NCCL's waits for every rank of each group
   const ParallelContext ctx = ParallelContext::create(world, config.parallel, config.train.device);
+  watchdog.arm(0, "model set-up");
   if (ctx.world_size > 1) {
     std::string split;  // the sequence split of dense passes (dilated ones are contiguous)
     if (config.parallel.sp > 1)
@@ -150,6 +154,7 @@ int train_command(const std::vector<std::string>& args) {
   const std::int64_t samples = num_samples(train, config.train.seq_len);
   const SampleOrder order(samples, config.train.seed, /*shuffle=*/true);
   std::int64_t data_cursor = 0;  // global sample index of the next batch
+  watchdog.arm(0, "checkpoint resume");
   const std::optional<CheckpointMeta> resumed = resume_from_checkpoint(
       config.checkpoint, world, ctx, model->params(), optimizer);
   if (resumed) {
@@ -176,10 +181,10 @@ int train_command(const std::vector<std::string>& args) {
            format("; MFU against a measured GEMM rate of %.3g TFLOP/s per rank", gemm_rate / 1e12));
 
   // A pass before the first step anchors the validation curve at the initial loss.
+  watchdog.arm(0, "initial validation");
   if (validation.enabled() && config.eval.every > 0 && !resumed)
     validation.run(*model, 0, metrics_out);
   const StopSignals stop_signals;
-  StepWatchdog watchdog(config.train.hang_timeout_s, ctx.world_rank);
   const auto start = std::chrono::steady_clock::now();
   for (std::int64_t it = first; it < last; ++it) {
     watchdog.arm(it + 1);

@@ -27,6 +27,9 @@ hang: under mpirun -np 2 (dp=2) with train.hang_timeout_s=5, one rank SIGSTOPped
   and the timeout and end with exit status 70, and mpirun end the job non-zero (not 75,
   which would requeue) within the timeout plus 30 s. Once stopping rank 1, once rank 0.
   (mpirun sends SIGCONT before its kill: the stopped rank may print its own line too.)
+  And before the first iteration: a run resuming from a checkpoint whose meta.json is a
+  FIFO (a read that never returns, like a hung network file system) is ended by its
+  watchdog naming the start-up phase "checkpoint resume".
 index: index.h5 of a 2-rank tensor-parallel run, read with h5py, holds every parameter
   as the global tensor, bitwise the model.h5 the run wrote, and the moments in the same
   shapes; h5dump reads a virtual dataset whole.
@@ -355,6 +358,31 @@ def hang_test(runner, _tool):
                 f"stopped rank {stopped_rank}: rank {running_rank}'s watchdog line in the output")
         print(f"rank {stopped_rank} stopped: rank {running_rank}'s watchdog ended the job "
               f"{took:.1f} s later with exit status {status}")
+    startup_hang_test(runner)
+
+
+def startup_hang_test(runner):
+    """A start-up phase that never ends: the watchdog is armed before the first iteration."""
+    checkpoint = runner.work / "hung_file_system" / "step_5"
+    checkpoint.mkdir(parents=True)
+    os.mkfifo(checkpoint / "meta.json")  # opening it for reading waits for a writer forever
+    command = runner.command(1, runner.work / "hang_startup", f"checkpoint.resume={checkpoint}",
+                             f"train.hang_timeout_s={HANG_TIMEOUT_S}")
+    started = time.monotonic()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=HANG_DEADLINE_S,
+                              env={**os.environ, **MPI_ENV})
+    except subprocess.TimeoutExpired:
+        require(False, f"a run stuck in its checkpoint resume still ran {HANG_DEADLINE_S} s later")
+    output = done.stdout + done.stderr
+    sys.stdout.write(output[-3000:])
+    require(done.returncode == EXIT_HANG,
+            f"stuck resume: exit status {done.returncode}, expected {EXIT_HANG}")
+    require(re.search(rf"error: rank 0 on \S+: checkpoint resume before the first iteration has "
+                      rf"not finished after \d+ s \(train\.hang_timeout_s = {HANG_TIMEOUT_S}\)",
+                      output), "the watchdog's line names the start-up phase")
+    print(f"stuck checkpoint resume: the watchdog ended the run {time.monotonic() - started:.1f} s "
+          f"after its start with exit status {done.returncode}")
 
 
 def index_test(runner, h5dump):

@@ -85,6 +85,17 @@ TEST_F(StepWatchdogDeathTest, ANamedPhaseIsNamed) {
       "rank 0 on .*: final validation after iteration 20 has not finished after 1 s");
 }
 
+TEST_F(StepWatchdogDeathTest, AStartUpPhaseIsNamed) {
+  EXPECT_EXIT(
+      {
+        StepWatchdog watchdog(1, 1);
+        watchdog.arm(0, "communicator set-up");
+        std::this_thread::sleep_for(3s);
+      },
+      testing::ExitedWithCode(kExitHang),
+      "rank 1 on .*: communicator set-up before the first iteration has not finished after 1 s");
+}
+
 TEST(StepWatchdog, ANegativeTimeoutIsAnError) {
   EXPECT_THROW(StepWatchdog(-1, 0), Error);
 }
