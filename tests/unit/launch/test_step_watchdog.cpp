@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
+#include <string>
 #include <thread>
 
 #include "launch/step_watchdog.hpp"
@@ -74,26 +76,28 @@ TEST_F(StepWatchdogDeathTest, AnIterationPastTheTimeoutEndsTheProcess) {
       "aborting the job with exit status 70");
 }
 
-TEST_F(StepWatchdogDeathTest, ANamedPhaseIsNamed) {
+// A phase armed at `iteration` as `what` that outlives a 1 s timeout on rank `rank` ends
+// the process with a line matching `expected`.
+void expect_phase_named(int rank, std::int64_t iteration, const char* what,
+                        const std::string& expected) {
   EXPECT_EXIT(
       {
-        StepWatchdog watchdog(1, 0);
-        watchdog.arm(20, "final validation");
+        StepWatchdog watchdog(1, rank);
+        watchdog.arm(iteration, what);
         std::this_thread::sleep_for(3s);
       },
-      testing::ExitedWithCode(kExitHang),
-      "rank 0 on .*: final validation after iteration 20 has not finished after 1 s");
+      testing::ExitedWithCode(kExitHang), expected);
+}
+
+TEST_F(StepWatchdogDeathTest, ANamedPhaseIsNamed) {
+  expect_phase_named(0, 20, "final validation",
+                     "rank 0 on .*: final validation after iteration 20 has not finished after 1 s");
 }
 
 TEST_F(StepWatchdogDeathTest, AStartUpPhaseIsNamed) {
-  EXPECT_EXIT(
-      {
-        StepWatchdog watchdog(1, 1);
-        watchdog.arm(0, "communicator set-up");
-        std::this_thread::sleep_for(3s);
-      },
-      testing::ExitedWithCode(kExitHang),
-      "rank 1 on .*: communicator set-up before the first iteration has not finished after 1 s");
+  expect_phase_named(1, 0, "communicator set-up",
+                     "rank 1 on .*: communicator set-up before the first iteration has not "
+                     "finished after 1 s");
 }
 
 TEST(StepWatchdog, ANegativeTimeoutIsAnError) {
