@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 
 namespace ratrain {
 namespace {
@@ -39,6 +40,34 @@ AdamW::AdamW(ParamStore& store, AdamWConfig config, const ParallelContext& ctx)
   const std::int64_t shard_numel = store.padded_numel() / ctx.dp.size();
   m_ = Tensor::zeros({shard_numel}, grads.dtype(), grads.device());
   v_ = Tensor::zeros({shard_numel}, grads.dtype(), grads.device());
+  store_.set_pending(this);
+}
+
+AdamW::~AdamW() {
+  // An exception unwinding past the optimizer leaves the requests to their own
+  // destructors (CollectiveRequest: parked, not waited); normally every one completes.
+  if (std::uncaught_exceptions() == 0) complete(0, store_.padded_numel());
+  store_.set_pending(nullptr);
+}
+
+void AdamW::complete(std::int64_t begin, std::int64_t end) {
+  if (gathers_.empty()) return;
+  const std::vector<GradBucket>& buckets = buckets_.buckets();
+  bool all_done = true;
+  for (std::size_t b = 0; b < buckets.size(); ++b) {
+    CollectiveRequest& gather = gathers_[b];
+    if (!gather.complete() && buckets[b].begin < end && begin < buckets[b].end) {
+      gather.wait();
+      store_.publish_master(buckets[b].begin, buckets[b].numel());
+    }
+    all_done = all_done && gather.complete();
+  }
+  if (all_done) gathers_.clear();
+}
+
+std::int64_t AdamW::buckets_in_flight() const {
+  return std::count_if(gathers_.begin(), gathers_.end(),
+                       [](const CollectiveRequest& gather) { return !gather.complete(); });
 }
 
 std::int64_t AdamW::shard_begin() const {
@@ -57,6 +86,7 @@ double AdamW::counted_sum_of_squares(const Tensor& shard_grads) const {
 }
 
 double AdamW::step(double lr) {
+  complete(0, store_.padded_numel());  // the last step's values, where no reader took them
   for (const ParamEntry& e : store_.table().entries()) {
     if (e.copies != StageCopies::first_and_last) continue;
     // The embedding's gradient on the first stage, the head's on the last.
@@ -89,8 +119,11 @@ double AdamW::step(double lr) {
     Tensor m = m_.flat_view(r.shard_offset, {r.numel}), v = v_.flat_view(r.shard_offset, {r.numel});
     ops::adamw_update(shard_values, shard_grads.flat_view(r.shard_offset, {r.numel}), m, v, hyper);
   }
-  buckets_.all_gather(values);
-  store_.publish_master();
+  if (ctx_.dp.size() == 1) {
+    store_.publish_master();  // nothing to gather: every value is this rank's
+  } else {
+    gathers_ = buckets_.start_all_gather(values);
+  }
   return norm;
 }
 

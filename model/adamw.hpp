@@ -22,7 +22,14 @@
 // overlapped: the buckets of the tied copies (their cross-stage sum must come first and
 // is a blocking call in step(): on the last stage the head's gradient is final long
 // before the first stage's embedding gradient, and a blocking sum in the backward pass
-// would deadlock the pipeline), the sp sum, the norm and the all-gathers.
+// would deadlock the pipeline), the sp sum and the norm.
+//
+// What overlaps the next forward pass: the all-gathers of the updated values. step()
+// starts them and returns; the store's readers complete them (ParamStore::await_values,
+// AdamW is the store's PendingValues): the forward pass waits for a layer's buckets just
+// before running it (and on the GPU rounds their master values into the bf16 values
+// then), so later layers' values arrive while earlier layers compute. The next step()
+// and the destructor complete whatever is left.
 //
 // The sp sum comes after the dp reduce-scatter, not before it as in a sum over sp then
 // dp: the ranks of an sp group hold the same stage and TP part, hence the same buckets
@@ -64,9 +71,13 @@ struct AdamWConfig {
   std::int64_t bucket_bytes = std::int64_t{25} << 20;
 };
 
-class AdamW {
+class AdamW final : private PendingValues {
  public:
   AdamW(ParamStore& store, AdamWConfig config, const ParallelContext& ctx);
+  // Completes the all-gathers in flight and detaches from the store.
+  ~AdamW() override;
+  AdamW(const AdamW&) = delete;  // the store keeps a pointer to it
+  AdamW& operator=(const AdamW&) = delete;
 
   // The backward pass's report (RatLM::GradientsFinal, connected by the trainer): flat
   // gradient elements [begin, end) are final for this step. Starts the dp reduce-scatter
@@ -78,7 +89,11 @@ class AdamW {
   // Sums the gradients over the tied copies, dp and sp, clips them to `clip_norm` and
   // applies one update at `lr`. Returns the global gradient norm before clipping (the
   // same on every rank). Without reports from the backward pass every bucket starts here.
+  // Under data parallelism the updated values are left in flight (see the header): read
+  // them through ParamStore::await_values.
   double step(double lr);
+  // How many buckets' updated values are still in flight (0 without data parallelism).
+  std::int64_t buckets_in_flight() const;
 
   std::int64_t steps_taken() const { return steps_; }
   // (S,) moments of this rank's shard; shard_ranges() says which flat element each is.
@@ -108,6 +123,9 @@ class AdamW {
  private:
   // Sum of squares of `shard_grads` over the elements whose norm this rank counts.
   double counted_sum_of_squares(const Tensor& shard_grads) const;
+  // PendingValues: waits for the all-gathers of the buckets that meet [begin, end) and
+  // publishes their master values.
+  void complete(std::int64_t begin, std::int64_t end) override;
 
   ParamStore& store_;
   AdamWConfig config_;
@@ -123,6 +141,9 @@ class AdamW {
   GradBuckets buckets_;
   Tensor m_, v_;  // (S,)
   std::shared_ptr<const AsyncHostCopies> state_reader_;
+  // The last step's all-gathers, one per bucket; cleared once every one is complete
+  // (waited, its bucket published).
+  std::vector<CollectiveRequest> gathers_;
   std::int64_t steps_ = 0;
 };
 

@@ -117,14 +117,14 @@ Tensor& GradBuckets::reduce_scatter() {
   return shard_grads_;
 }
 
-void GradBuckets::all_gather(Tensor& flat) const {
+std::vector<CollectiveRequest> GradBuckets::start_all_gather(Tensor& flat) const {
   std::vector<CollectiveRequest> gathers;
   gathers.reserve(buckets_.size());
   for (const GradBucket& b : buckets_) {
     Tensor bucket = flat.flat_view(b.begin, {b.numel()});
     gathers.push_back(dp_.all_gather_in_place_async(bucket));
   }
-  for (CollectiveRequest& gather : gathers) gather.wait();
+  return gathers;
 }
 
 }  // namespace ratrain

@@ -91,9 +91,10 @@ class GradBuckets {
   // gradient buffer itself, no copy. The next step's reports may follow.
   Tensor& reduce_scatter();
 
-  // flat: (padded,), this rank's shard ranges hold its updated values; afterwards every
-  // rank's ranges do. In place, one all-gather per bucket, all in flight at once.
-  void all_gather(Tensor& flat) const;
+  // flat: (padded,), this rank's shard ranges hold its updated values; once request b of
+  // the result is complete, every rank's ranges of bucket b do. In place, one all-gather
+  // per bucket, all started at once, in bucket order.
+  std::vector<CollectiveRequest> start_all_gather(Tensor& flat) const;
 
   const std::vector<GradBucket>& buckets() const { return buckets_; }
   const std::vector<ShardRange>& shard() const { return shard_; }

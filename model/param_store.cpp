@@ -1,5 +1,7 @@
 #include "model/param_store.hpp"
 
+#include <algorithm>
+
 #include "kernels/ops.hpp"
 #include "runtime/rng.hpp"
 
@@ -77,8 +79,31 @@ void ParamStore::publish_master() {
   if (has_master()) values_.copy_from(master_);
 }
 
+void ParamStore::publish_master(std::int64_t begin, std::int64_t numel) {
+  if (has_master()) values_.flat_view(begin, {numel}).copy_from(master_.flat_view(begin, {numel}));
+}
+
+std::pair<std::int64_t, std::int64_t> ParamStore::range_of(const std::string& prefix) const {
+  std::int64_t begin = padded_numel(), end = 0, numel = 0;
+  for (const ParamEntry& e : table_.entries()) {
+    if (!e.name.starts_with(prefix)) continue;
+    begin = std::min(begin, e.offset);
+    end = std::max(end, e.offset + e.numel);
+    numel += e.numel;
+  }
+  RT_REQUIRE(numel > 0 && numel == end - begin, "the parameters named '", prefix,
+             "*' are not one contiguous range of the flat buffers");
+  return {begin, end};
+}
+
 Tensor ParamStore::view_of(const Tensor& flat, const std::string& name) const {
   const ParamEntry& e = table_.find(name);
+  return flat.flat_view(e.offset, e.shape);
+}
+
+Tensor ParamStore::latest_view_of(const Tensor& flat, const std::string& name) const {
+  const ParamEntry& e = table_.find(name);
+  await_values(e.offset, e.offset + e.numel);
   return flat.flat_view(e.offset, e.shape);
 }
 

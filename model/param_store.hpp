@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/part_index_map.hpp"
@@ -82,26 +83,44 @@ class ParamTable {
   std::int64_t total_ = 0;
 };
 
+// Values that are still being completed after an optimizer step (ZeRO-1's all-gather of
+// the updated values, model/adamw.hpp): whoever reads a range of the values first asks
+// for it to be completed, so the next forward pass waits only for the layer it is about
+// to run and the rest of the exchange overlaps its compute.
+class PendingValues {
+ public:
+  virtual ~PendingValues() = default;
+  // Afterwards flat elements [begin, end) of the values (and of the master copy) hold the
+  // latest step's numbers on this rank (on the GPU: for work queued after this call).
+  virtual void complete(std::int64_t begin, std::int64_t end) = 0;
+};
+
 class ParamStore {
  public:
   // The flat buffers hold table.total_numel() rounded up to a multiple of `shards`.
   ParamStore(ParamTable table, DType dtype, Device device, int shards = 1);
 
+  // The accessors of values below return the latest optimizer step's numbers: they wait
+  // for what is still in flight (await_values) first. Views kept across steps (the
+  // layers' weights) must be awaited by their reader.
   const ParamTable& table() const { return table_; }
   std::int64_t padded_numel() const { return values_.numel(); }
-  Tensor& values() { return values_; }  // (padded,) flat, what the ops read
+  Tensor& values() { await_all_values(); return values_; }  // (padded,) flat, what the ops read
   Tensor& grads() { return grads_; }    // (padded,) flat
-  const Tensor& values() const { return values_; }
+  const Tensor& values() const { await_all_values(); return values_; }
   const Tensor& grads() const { return grads_; }
   // (padded,): what the optimizer updates (the f32 master copy, else the values).
-  Tensor& optimizer_values() { return has_master() ? master_ : values_; }
-  const Tensor& optimizer_values() const { return has_master() ? master_ : values_; }
+  Tensor& optimizer_values() { await_all_values(); return has_master() ? master_ : values_; }
+  const Tensor& optimizer_values() const {
+    await_all_values();
+    return has_master() ? master_ : values_;
+  }
   bool has_master() const { return master_.numel() > 0; }
 
-  Tensor value(const std::string& name) const { return view_of(values_, name); }
+  Tensor value(const std::string& name) const { return latest_view_of(values_, name); }
   // Parameter `name` as the optimizer holds it (the f32 master where there is one).
   Tensor optimizer_value(const std::string& name) const {
-    return view_of(has_master() ? master_ : values_, name);
+    return latest_view_of(has_master() ? master_ : values_, name);
   }
   Tensor grad(const std::string& name) const { return view_of(grads_, name); }
 
@@ -109,6 +128,23 @@ class ParamStore {
   void assign(const std::string& name, const Tensor& source);
   // Rounds the master copy into the values; call after every optimizer update.
   void publish_master();
+  // The same for flat elements [begin, begin + numel).
+  void publish_master(std::int64_t begin, std::int64_t numel);
+
+  // The flat range [begin, end) of the parameters whose names start with `prefix` (one
+  // parameter, or one layer's, registered one after another); throws unless contiguous.
+  std::pair<std::int64_t, std::int64_t> range_of(const std::string& prefix) const;
+  // Readers of the values wait here for [begin, end) (or all of them) to hold the latest
+  // optimizer step's numbers: a no-op unless a step left some in flight (`pending`, set
+  // by the optimizer that completes them; null: nothing pending).
+  void await_values(std::int64_t begin, std::int64_t end) const {
+    if (pending_) pending_->complete(begin, end);
+  }
+  void await_values(const std::pair<std::int64_t, std::int64_t>& range) const {
+    await_values(range.first, range.second);
+  }
+  void await_all_values() const { await_values(0, padded_numel()); }
+  void set_pending(PendingValues* pending) { pending_ = pending; }
 
   // Draws every element from the counter-based RNG keyed by (seed, name, global index):
   // N(0, std) for InitKind::normal, 1 for InitKind::ones. Any sharding of the table
@@ -118,10 +154,13 @@ class ParamStore {
 
  private:
   Tensor view_of(const Tensor& flat, const std::string& name) const;
+  // view_of once the parameter's values are the latest (await_values).
+  Tensor latest_view_of(const Tensor& flat, const std::string& name) const;
   ParamTable table_;
   Tensor values_;  // model dtype
   Tensor master_;  // f32 on the GPU when values_ are bf16; empty (numel 0) otherwise
   Tensor grads_;   // model dtype on the CPU, f32 on the GPU
+  PendingValues* pending_ = nullptr;
 };
 
 }  // namespace ratrain

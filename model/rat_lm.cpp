@@ -190,11 +190,15 @@ SequenceSplit RatLM::sequence_split(AttentionMode mode) const {
 
 void RatLM::forward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sparsity>& rules,
                           SequenceSplit split) {
+  // Each part waits only for its own parameters (store_.value() waits for the named one;
+  // the layers' views are kept, so they wait here): the values of the layers after it may
+  // still be arriving from the last optimizer step.
   if (stage_.is_first())
     vocab_parallel_embedding_forward(ctx_.tp, mb.ids, store_.value(kEmbedding), vocab_begin_,
                                      mb.residual.front());
   for (std::size_t l = 0; l < blocks_.size(); ++l) {
     BlockActivations& act = recompute_ ? *b.recomputed : mb.acts[l];
+    store_.await_values(store_.range_of(RatBlock::prefix(stage_.first_layer + l)));
     blocks_[l].forward(b.dims, rules[stage_.first_layer + l], split, mb.residual[l],
                        mb.residual[l + 1], act, b.scratch);
   }
@@ -242,14 +246,7 @@ void RatLM::backward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sp
 }
 
 void RatLM::report_final(const GradientsFinal& final_reports, const std::string& prefix) const {
-  std::int64_t begin = store_.padded_numel(), end = 0, numel = 0;
-  for (const ParamEntry& e : store_.table().entries()) {
-    if (!e.name.starts_with(prefix)) continue;
-    begin = std::min(begin, e.offset);
-    end = std::max(end, e.offset + e.numel);
-    numel += e.numel;
-  }
-  RT_ASSERT(numel > 0 && numel == end - begin);  // one contiguous range
+  const auto [begin, end] = store_.range_of(prefix);
   final_reports(begin, end);
 }
 

@@ -235,55 +235,98 @@ TEST_P(ModelParallel, ThreeIterationsMatchOneProcess) {
   }
 }
 
-// The overlap (DESIGN.md "DP"): in one training step of every data-parallel layout of
-// one stage, with 2 KiB buckets and micro-batches of one row, the reduce-scatters of all
-// buckets that lie within layers 1 to L-1 and the final norm have started when the last
-// micro-batch's backward pass reports layer 1 final, that is before layer 0's backward
-// runs; the rest (buckets holding layer 0 or the embedding) start later. Every bucket
-// is reduce-scattered and all-gathered exactly once.
-#ifndef RATRAIN_TEST_ON_GPU
-TEST(DataParallelOverlap, LastLayersBucketsStartBeforeTheFirstLayersBackward) {
+// One data-parallel training step's pieces for the overlap tests: the tiny model (f64),
+// its optimizer with 2 KiB buckets, the bucket cut, and this rank's tokens of batch 0.
+struct OverlapStep {
+  explicit OverlapStep(const ParallelContext& context)
+      : ctx(context),
+        model(tiny_config(), DType::f64, Device::cpu, false, context),
+        optimizer(model.params(), {.bucket_bytes = kTinyBucketBytes}, context),
+        buckets(cut_grad_buckets(model.params().table(), model.params().padded_numel(),
+                                 context.dp.size(),
+                                 kTinyBucketBytes / static_cast<std::int64_t>(sizeof(double)))) {
+    model.params().initialize(5, 0.3);
+    const auto [ids, labels] = batch_of(0);
+    const SequenceSplit split = model.sequence_split(AttentionMode::sparse);
+    local_ids = local_tokens(ids, ctx, split);
+    local_labels = local_tokens(labels, ctx, split);
+  }
+  // zero_grads, a forward and backward pass with micro-batches of one row, reporting to
+  // the optimizer and then to `also`.
+  void forward_backward(const RatLM::GradientsFinal& also) {
+    model.params().zero_grads();
+    model.forward_backward(local_ids, local_labels, AttentionMode::sparse, 1e-2,
+                           static_cast<int>(local_ids.dim(0)),
+                           [&](std::int64_t begin, std::int64_t end) {
+                             optimizer.gradients_final(begin, end);
+                             also(begin, end);
+                           });
+  }
+  long long bucket_count() const { return static_cast<long long>(buckets.size()); }
+
+  const ParallelContext& ctx;
+  RatLM model;
+  AdamW optimizer;
+  std::vector<GradBucket> buckets;
+  Tensor local_ids, local_labels;
+};
+
+// Calls body(run) for a fresh OverlapStep in every layout of this world with data
+// parallelism and one pipeline stage.
+template <typename Body>
+void for_each_data_parallel_layout(Body&& body) {
   const Group world = world_group();
   for (const LayoutCase& how : default_bucket_layouts(world.size())) {
     if (how.sizes.dp == 1 || how.sizes.pp > 1) continue;
     SCOPED_TRACE(to_string(how.sizes));
     const ParallelContext ctx = ParallelContext::create(world, how.sizes);
-    RatLM model(tiny_config(), DType::f64, Device::cpu, false, ctx);
-    model.params().initialize(5, 0.3);
-    AdamW optimizer(model.params(), {.bucket_bytes = kTinyBucketBytes}, ctx);
-    const ParamStore& params = model.params();
-    const std::int64_t layer1_begin =
-        params.table().find(RatBlock::prefix(1) + "seq_layer.input_norm.weight").offset;
-    const std::vector<GradBucket> buckets =
-        cut_grad_buckets(params.table(), params.padded_numel(), ctx.dp.size(),
-                         kTinyBucketBytes / static_cast<std::int64_t>(sizeof(double)));
-    const auto ready_before_layer0 = std::count_if(
-        buckets.begin(), buckets.end(), [&](const GradBucket& b) { return b.begin >= layer1_begin; });
+    OverlapStep run(ctx);
+    body(run);
+  }
+}
 
-    const auto [ids, labels] = batch_of(0);
-    const SequenceSplit split = model.sequence_split(AttentionMode::sparse);
-    const Tensor local_ids = local_tokens(ids, ctx, split),
-                 local_labels = local_tokens(labels, ctx, split);
+// The overlap with backward (DESIGN.md "DP"): in one training step of every
+// data-parallel layout of one stage, with 2 KiB buckets and micro-batches of one row, the
+// reduce-scatters of all buckets that lie within layers 1 to L-1 and the final norm have
+// started when the last micro-batch's backward pass reports layer 1 final, that is before
+// layer 0's backward runs; the rest (buckets holding layer 0 or the embedding) start
+// later. Every bucket is reduce-scattered and all-gathered exactly once.
+#ifndef RATRAIN_TEST_ON_GPU
+TEST(DataParallelOverlap, LastLayersBucketsStartBeforeTheFirstLayersBackward) {
+  for_each_data_parallel_layout([](OverlapStep& run) {
+    const std::int64_t layer1_begin =
+        run.model.params().table().find(RatBlock::prefix(1) + "seq_layer.input_norm.weight").offset;
+    const auto ready_before_layer0 =
+        std::count_if(run.buckets.begin(), run.buckets.end(),
+                      [&](const GradBucket& b) { return b.begin >= layer1_begin; });
     long long started_before_layer0 = -1;
     const test::Traffic traffic = test::traffic_of([&] {
-      model.params().zero_grads();
-      model.forward_backward(local_ids, local_labels, AttentionMode::sparse, 1e-2,
-                             static_cast<int>(local_ids.dim(0)),
-                             [&](std::int64_t begin, std::int64_t end) {
-                               optimizer.gradients_final(begin, end);
-                               if (begin == layer1_begin)
-                                 started_before_layer0 =
-                                     test::calls_so_far(test::MpiCall::reduce_scatter_start);
-                             });
-      optimizer.step(1e-3);
+      run.forward_backward([&](std::int64_t begin, std::int64_t) {
+        if (begin == layer1_begin)
+          started_before_layer0 = test::calls_so_far(test::MpiCall::reduce_scatter_start);
+      });
+      run.optimizer.step(1e-3);
     });
     EXPECT_GT(ready_before_layer0, 0);
-    EXPECT_LT(ready_before_layer0, static_cast<long>(buckets.size()));
+    EXPECT_LT(ready_before_layer0, run.bucket_count());
     EXPECT_EQ(started_before_layer0, ready_before_layer0);
-    const auto bucket_count = static_cast<long long>(buckets.size());
-    EXPECT_EQ(traffic[test::MpiCall::reduce_scatter_start].calls, bucket_count) << traffic;
-    EXPECT_EQ(traffic[test::MpiCall::all_gather_start].calls, bucket_count) << traffic;
-  }
+    EXPECT_EQ(traffic[test::MpiCall::reduce_scatter_start].calls, run.bucket_count()) << traffic;
+    EXPECT_EQ(traffic[test::MpiCall::all_gather_start].calls, run.bucket_count()) << traffic;
+  });
+}
+
+// The overlap with the next forward pass: step() starts every bucket's all-gather of the
+// updated values and waits for none of them: all are still in flight when it returns
+// (no MPI all-gather is waited inside it), and the next forward pass completes every one.
+TEST(DataParallelOverlap, UpdatedValuesArriveDuringTheNextForwardPass) {
+  for_each_data_parallel_layout([](OverlapStep& run) {
+    run.forward_backward([](std::int64_t, std::int64_t) {});
+    const test::Traffic step = test::traffic_of([&] { run.optimizer.step(1e-3); });
+    EXPECT_EQ(step[test::MpiCall::all_gather_start].calls, run.bucket_count()) << step;
+    EXPECT_EQ(run.optimizer.buckets_in_flight(), run.bucket_count());
+    run.model.forward(run.local_ids, run.local_labels, AttentionMode::sparse);
+    EXPECT_EQ(run.optimizer.buckets_in_flight(), 0);
+  });
 }
 #endif
 
