@@ -77,7 +77,7 @@ const std::vector<ConfigKey>& run_config_schema() {
       {"run.dir", K::string, "runs/default", "output folder: metrics.jsonl, model.h5, config.ini"},
       {"run.log_every", K::integer, "1", "iterations between progress lines"},
       {"train.stop_at", K::integer, "0", "end this launch after that many iterations (the schedule still spans train.iters; resume continues); 0 = train.iters"},
-      {"train.hang_timeout_s", K::integer, "1800", "seconds an iteration (or the final validation, checkpoint commit, model save) may run before its rank ends the job with exit status 70 (a hung peer would stall every rank); 0 = off"},
+      {"train.hang_timeout_s", K::integer, "1800", "seconds a start-up phase (communicator set-up, model set-up, checkpoint resume, initial validation), an iteration or a final phase (validation, checkpoint commit, model save) may run before its rank ends the job with exit status 70 (a hung peer would stall every rank); 0 = off"},
       {"checkpoint.dir", K::string, "", "checkpoint folder; empty = <run.dir>/checkpoints"},
       {"checkpoint.every", K::integer, "0", "iterations between checkpoints, plus one at the end of a launch (0 = none)"},
       {"checkpoint.keep", K::integer, "3", "complete checkpoints kept (the newest; older ones are deleted)"},
