@@ -118,10 +118,10 @@ void ParamStore::initialize(std::uint64_t seed, double std) {
                                .std = e.init == InitKind::ones ? 0.0 : std};
     const PartIndexMap map = e.index_map();
     if (has_master()) {
-      Tensor master = view_of(master_, e.name);
+      Tensor master = master_.flat_view(e.offset, {e.numel});
       ops::fill_normal(master, draw, map);
     }
-    Tensor values = view_of(values_, e.name);
+    Tensor values = values_.flat_view(e.offset, {e.numel});
     ops::fill_normal(values, draw, map);
   }
 }

@@ -90,6 +90,7 @@ RatBlock::RatBlock(const ModelConfig& config, std::int64_t layer, const ParamSto
                    const ParallelContext& ctx)
     : rope_base_(config.rope_base),
       eps_(config.norm_eps),
+      param_range_(store.range_of(prefix(layer))),
       tp_(ctx.tp),
       sp_(ctx.sp),
       w_(views(store, prefix(layer), false)),

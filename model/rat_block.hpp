@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "kernels/visibility.hpp"
 #include "model/model_config.hpp"
@@ -82,6 +83,9 @@ class RatBlock {
   RatBlock(const ModelConfig& config, std::int64_t layer, const ParamStore& store,
            const ParallelContext& ctx);
 
+  // The flat range [first, second) of this layer's parameters in the store's buffers.
+  const std::pair<std::int64_t, std::int64_t>& param_range() const { return param_range_; }
+
   // x_in, x_out: (N, d), rows piece-major under `split` (the pass's, the same for every
   // layer and on every sp rank). Fills `act`; uses `scratch`.
   void forward(const BlockDims& dims, const Sparsity& rule, SequenceSplit split,
@@ -101,6 +105,7 @@ class RatBlock {
 
   double rope_base_;
   double eps_;
+  std::pair<std::int64_t, std::int64_t> param_range_;
   Group tp_;
   Group sp_;
   Weights w_;

@@ -198,7 +198,7 @@ void RatLM::forward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Spa
                                      mb.residual.front());
   for (std::size_t l = 0; l < blocks_.size(); ++l) {
     BlockActivations& act = recompute_ ? *b.recomputed : mb.acts[l];
-    store_.await_values(store_.range_of(RatBlock::prefix(stage_.first_layer + l)));
+    store_.await_values(blocks_[l].param_range());
     blocks_[l].forward(b.dims, rules[stage_.first_layer + l], split, mb.residual[l],
                        mb.residual[l + 1], act, b.scratch);
   }
@@ -236,7 +236,10 @@ void RatLM::backward_stage(StageBuffers& b, MicroBatch& mb, const std::vector<Sp
     }
     blocks_[l].backward(b.dims, rule, split, mb.residual[l], act, b.d_residual, b.d_residual,
                         b.scratch);
-    if (final_reports) report_final(*final_reports, RatBlock::prefix(stage_.first_layer + l));
+    if (final_reports) {
+      const auto [begin, end] = blocks_[l].param_range();
+      (*final_reports)(begin, end);
+    }
   }
   if (stage_.is_first()) {
     Tensor demb = store_.grad(kEmbedding);
